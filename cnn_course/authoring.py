@@ -1,0 +1,168 @@
+"""Generate the learner notebooks in ``notebooks/`` from the solved ones in ``solutions/``.
+
+In a solution notebook, each answer is marked inside a function body::
+
+    def relu(x):
+        ### BEGIN SOLUTION
+        return x.clamp(min=0)
+        ### END SOLUTION
+
+and becomes, in the learner's copy, ``# YOUR CODE HERE`` followed by
+``raise NotImplementedError()`` at the same indentation. Outputs, execution counts and saved
+widget state are cleared. Answers must sit inside a function so that a learner who has not
+solved an exercise can still run the notebook: the stub only raises when called.
+
+Usage::
+
+    python -m cnn_course.authoring generate   # write notebooks/ from solutions/
+    python -m cnn_course.authoring check      # exit 1 if notebooks/ is out of date
+    python -m cnn_course.authoring execute solutions/01_convolution.ipynb  # run and save it
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+CHECK_TAG = "check"
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<kind>BEGIN|END) SOLUTION\s*$")
+
+
+class AuthoringError(ValueError):
+    """A solution notebook breaks the marker rules; the message names the cell."""
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every answer region in ``source`` with the learner's stub."""
+    out: list[str] = []
+    indent: str | None = None
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = _MARKER.match(line)
+        if match and match["kind"] == "BEGIN":
+            if indent is not None:
+                raise AuthoringError(f"{where}, line {number}: nested {BEGIN}")
+            if not match["indent"]:
+                raise AuthoringError(f"{where}, line {number}: {BEGIN} must be inside a "
+                                     "function, so that the unsolved notebook still runs")
+            indent = match["indent"]
+            out.extend(indent + stub for stub in STUB)
+        elif match and match["kind"] == "END":
+            if indent is None:
+                raise AuthoringError(f"{where}, line {number}: {END} without {BEGIN}")
+            indent = None
+        elif indent is None:
+            out.append(line)
+    if indent is not None:
+        raise AuthoringError(f"{where}: {BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def learner_version(solution: nbformat.NotebookNode, name: str = "notebook"
+                    ) -> nbformat.NotebookNode:
+    """The learner's notebook for a solved one."""
+    notebook = nbformat.from_dict(solution)  # a deep copy
+    notebook.metadata.pop("widgets", None)
+    exercises_waiting = 0
+    for index, cell in enumerate(notebook.cells):
+        where = f"{name}, cell {index}"
+        if cell.cell_type == "code":
+            if BEGIN in cell.source:
+                exercises_waiting += 1
+                cell.source = strip_solutions(cell.source, where)
+            if CHECK_TAG in cell.metadata.get("tags", []):
+                exercises_waiting = 0
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    if exercises_waiting:
+        raise AuthoringError(f"{name}: the last exercise has no cell tagged '{CHECK_TAG}' after it")
+    return notebook
+
+
+def render(notebook: nbformat.NotebookNode) -> str:
+    return nbformat.writes(notebook, version=4) + "\n"
+
+
+def _pairs(root: Path) -> list[tuple[Path, Path]]:
+    return [(path, root / "notebooks" / path.name)
+            for path in sorted((root / "solutions").glob("*.ipynb"))]
+
+
+def generate(root: Path) -> list[Path]:
+    """Write every learner notebook; return the paths written."""
+    (root / "notebooks").mkdir(exist_ok=True)
+    written = []
+    for solution, learner in _pairs(root):
+        text = render(learner_version(nbformat.read(solution, as_version=4), solution.name))
+        learner.write_text(text, encoding="utf-8")
+        written.append(learner)
+    return written
+
+
+def out_of_date(root: Path) -> list[str]:
+    """Problems that make ``notebooks/`` differ from what ``generate`` would write."""
+    problems = []
+    expected = set()
+    for solution, learner in _pairs(root):
+        expected.add(learner.name)
+        text = render(learner_version(nbformat.read(solution, as_version=4), solution.name))
+        if not learner.exists():
+            problems.append(f"{learner.relative_to(root)} is missing")
+        elif learner.read_text(encoding="utf-8") != text:
+            problems.append(f"{learner.relative_to(root)} differs from its solution's learner "
+                            "version (edit solutions/, never notebooks/)")
+    for extra in sorted((root / "notebooks").glob("*.ipynb")):
+        if extra.name not in expected:
+            problems.append(f"{extra.relative_to(root)} has no solution notebook")
+    return problems
+
+
+def execute(path: Path, timeout: int = 1200) -> None:
+    """Run a solution notebook in a fresh kernel and save it with outputs and widget state."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(notebook, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnn_course.authoring",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["generate", "check", "execute"])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="for execute: solution notebooks")
+    parser.add_argument("--root", type=Path, default=Path.cwd(),
+                        help="repository root (default: current folder)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "execute":
+            for path in args.notebooks:
+                execute(path)
+                print(f"executed {path}")
+            return 0
+        if args.command == "generate":
+            for path in generate(args.root):
+                print(f"wrote {path.relative_to(args.root)}")
+            return 0
+        problems = out_of_date(args.root)
+    except AuthoringError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"out of date: {problem}", file=sys.stderr)
+    if problems:
+        print("run: python -m cnn_course.authoring generate", file=sys.stderr)
+        return 1
+    print(f"learner notebooks are up to date with {len(_pairs(args.root))} solutions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

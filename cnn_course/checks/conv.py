@@ -1,0 +1,266 @@
+"""Checkers for Chapter 1: convolution.
+
+Each ``check_*`` function prints one verdict line; each ``*_cases`` function lists the cases,
+so that a grader can run them with other seeds (``hidden=True``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_course.arith import conv_output_size
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    as_tensor,
+    expect_close,
+    expect_shape,
+    report,
+)
+
+ConvFn = Callable[..., torch.Tensor]
+
+# (description, input shape, weight shape, stride, padding, with bias)
+_CONV_CONFIGS = [
+    ("1 channel, 5x5 input, 3x3 kernel", (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, False),
+    ("1 channel with a bias", (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, True),
+    ("padding 1 keeps 5x5", (1, 1, 5, 5), (1, 1, 3, 3), 1, 1, True),
+    ("7x7 input, stride 2 gives 3x3", (1, 1, 7, 7), (1, 1, 3, 3), 2, 0, False),
+    ("6x6 input, stride 2 does not divide evenly", (1, 1, 6, 6), (1, 1, 3, 3), 2, 0, True),
+    ("3 input channels, 4 output channels", (1, 3, 6, 6), (4, 3, 3, 3), 1, 0, True),
+    ("non-square 7x5 input and 3x2 kernel", (1, 2, 7, 5), (3, 2, 3, 2), 1, 1, True),
+    ("batch of 2, stride 3, padding 2", (2, 3, 8, 9), (2, 3, 4, 4), 3, 2, True),
+]
+
+
+@contextlib.contextmanager
+def _forbid_builtin_conv() -> Iterator[None]:
+    """Make PyTorch's own convolution raise while the learner's code runs."""
+    def refuse(*args, **kwargs):
+        raise CaseFailed("your function called PyTorch's built-in convolution; the exercise "
+                         "is to compute it yourself", diagnosed=True)
+    saved = F.conv2d, torch.conv2d
+    F.conv2d = torch.conv2d = refuse
+    try:
+        yield
+    finally:
+        F.conv2d, torch.conv2d = saved
+
+
+def _diagnose_conv(got: torch.Tensor, x, weight, bias, stride, padding) -> str:
+    """Explain a wrong convolution output by matching it against common mistakes."""
+    mistakes = {
+        "you flipped the kernel: PyTorch's conv2d is cross-correlation, it slides the kernel "
+        "as it is": F.conv2d(x, weight.flip(-1, -2), bias, stride, padding),
+        "the bias is missing: add bias[c_out] to every position of output channel c_out":
+            F.conv2d(x, weight, None, stride, padding),
+    }
+    got64 = got.detach().double()
+    for explanation, candidate in mistakes.items():
+        if candidate.shape == got.shape and torch.allclose(got64, candidate.double(),
+                                                           atol=1e-4, rtol=1e-4):
+            return explanation
+    return ""
+
+
+def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) -> list[Case]:
+    generator = torch.Generator().manual_seed(1234 if hidden else 0)
+    cases = []
+    for description, x_shape, w_shape, stride, padding, with_bias in _CONV_CONFIGS:
+        x = torch.randn(x_shape, generator=generator)
+        weight = torch.randn(w_shape, generator=generator)
+        bias = torch.randn(w_shape[0], generator=generator) if with_bias else None
+
+        def run(x=x, weight=weight, bias=bias, stride=stride, padding=padding) -> None:
+            guard = _forbid_builtin_conv() if forbid_builtin else contextlib.nullcontext()
+            with guard:
+                got = fn(x.clone(), weight.clone(), None if bias is None else bias.clone(),
+                         stride=stride, padding=padding)
+            expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
+            got = as_tensor(got, "the output")
+            expect_shape(got, tuple(expected.shape))
+            try:
+                expect_close(got, expected)
+            except CaseFailed as failure:
+                explanation = _diagnose_conv(got, x, weight, bias, stride, padding)
+                raise CaseFailed(explanation or str(failure), diagnosed=bool(explanation)) from None
+
+        cases.append(Case(f"{description}, stride {stride}, padding {padding}", run))
+    return cases
+
+
+# ---- output size and parameter count --------------------------------------------------------
+
+_SIZE_CONFIGS = [  # n, kernel, padding, stride, dilation
+    (7, 3, 0, 1, 1), (7, 3, 0, 2, 1), (32, 5, 2, 1, 1), (28, 5, 0, 1, 1), (6, 3, 0, 2, 1),
+    (224, 7, 3, 2, 1), (10, 3, 1, 3, 1), (9, 3, 0, 1, 2), (15, 3, 2, 2, 3), (5, 5, 0, 1, 1),
+]
+
+
+def conv_output_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
+    configs = list(_SIZE_CONFIGS)
+    if hidden:
+        generator = torch.Generator().manual_seed(99)
+        while len(configs) < 30:
+            n, k, p, s, d = (int(v) for v in torch.randint(1, 8, (5,), generator=generator))
+            n += 8
+            if d * (k - 1) + 1 <= n + 2 * p:
+                configs.append((n, k, p, s, d))
+    cases = []
+    for n, k, p, s, d in configs:
+        def run(n=n, k=k, p=p, s=s, d=d) -> None:
+            got = fn(n, k, padding=p, stride=s, dilation=d)
+            expected = conv_output_size(n, k, padding=p, stride=s, dilation=d)
+            if isinstance(got, float):
+                raise CaseFailed(f"returned {got!r}, a float; sizes are whole numbers: use "
+                                 "floor division //", diagnosed=True)
+            if not isinstance(got, int):
+                raise CaseFailed(f"returned {got!r}; expected an int")
+            if got != expected:
+                raise CaseFailed(f"returned {got}, but nn.Conv2d gives {expected}")
+        cases.append(Case(f"n={n}, kernel={k}, padding={p}, stride={s}, dilation={d}", run))
+    return cases
+
+
+_PARAM_CONFIGS = [(3, 16, 2, True), (3, 32, 5, True), (1, 6, 5, True), (6, 16, 5, True),
+                  (16, 8, 3, False), (64, 128, 1, True), (32, 32, 5, True)]
+
+
+def conv_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
+    configs = list(_PARAM_CONFIGS)
+    if hidden:
+        generator = torch.Generator().manual_seed(7)
+        for _ in range(10):
+            c_in, c_out, k = (int(v) for v in torch.randint(1, 20, (3,), generator=generator))
+            configs.append((c_in, c_out, k % 7 + 1, bool(c_out % 2)))
+    cases = []
+    for c_in, c_out, k, bias in configs:
+        def run(c_in=c_in, c_out=c_out, k=k, bias=bias) -> None:
+            got = fn(c_in, c_out, k, bias=bias)
+            layer = nn.Conv2d(c_in, c_out, k, bias=bias)
+            expected = sum(p.numel() for p in layer.parameters())
+            if got == expected:
+                return
+            if bias and got == expected - c_out:
+                raise CaseFailed(f"returned {got}, which leaves out the {c_out} biases (one per "
+                                 "output channel)", diagnosed=True)
+            if got == k * k * c_out + (c_out if bias else 0):
+                raise CaseFailed(f"returned {got}: each kernel spans all {c_in} input channels, "
+                                 f"so it has {k}x{k}x{c_in} weights", diagnosed=True)
+            raise CaseFailed(f"returned {got!r}, but nn.Conv2d({c_in}, {c_out}, {k}, "
+                             f"bias={bias}) has {expected} parameters")
+        cases.append(Case(f"Conv2d({c_in}, {c_out}, {k}, bias={bias})", run))
+    return cases
+
+
+# ---- designing a kernel ---------------------------------------------------------------------
+
+def _edge_images(size: int = 12) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    vertical = torch.zeros(1, 1, size, size)
+    vertical[..., size // 2:] = 1.0          # dark left half, bright right half
+    horizontal = vertical.transpose(-1, -2)  # dark top, bright bottom
+    flat = torch.full((1, 1, size, size), 0.7)
+    return vertical, horizontal, flat
+
+
+def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = False
+                               ) -> list[Case]:
+    state: dict[str, torch.Tensor] = {}
+
+    def get_kernel() -> torch.Tensor:
+        if "kernel" not in state:
+            kernel = as_tensor(fn(), "your kernel").detach().float()
+            if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+                raise CaseFailed(f"your kernel has shape {tuple(kernel.shape)}; use a square "
+                                 "kernel of odd size such as 3x3")
+            state["kernel"] = kernel
+        return state["kernel"]
+
+    def response(image: torch.Tensor) -> torch.Tensor:
+        kernel = get_kernel()
+        return F.conv2d(image, kernel[None, None])
+
+    vertical, horizontal, flat = _edge_images(16 if hidden else 12)
+
+    def responds_to_vertical() -> None:
+        if response(vertical).abs().max() < 1e-3:
+            raise CaseFailed("the kernel gives no response on an image with a vertical edge")
+
+    def silent_on_flat() -> None:
+        if response(flat).abs().max() > 1e-4:
+            raise CaseFailed("the kernel responds to a flat grey image; an edge detector's "
+                             "weights should sum to zero")
+
+    def silent_on_horizontal() -> None:
+        strongest = response(vertical).abs().max()
+        if response(horizontal).abs().max() > 0.1 * strongest:
+            raise CaseFailed("the kernel responds to a horizontal edge as strongly as to a "
+                             "vertical one; it should compare left with right, not top with "
+                             "bottom")
+
+    def is_square_odd() -> None:
+        get_kernel()
+
+    return [Case("a square kernel of odd size", is_square_odd),
+            Case("an image with a vertical edge", responds_to_vertical),
+            Case("a flat grey image", silent_on_flat),
+            Case("an image with a horizontal edge", silent_on_horizontal)]
+
+
+EXERCISES: dict[str, Exercise] = {
+    "conv2d_loops": Exercise(
+        conv2d_cases, "all {n} cases match F.conv2d.",
+        "the output size is (n + 2p - k) // s + 1; each output value sums input * kernel over "
+        "all input channels and kernel positions."),
+    "conv2d_im2col": Exercise(
+        conv2d_cases, "all {n} cases match F.conv2d.",
+        "F.unfold gives [N, C_in*kH*kW, L]; multiply by the weight reshaped to "
+        "[C_out, C_in*kH*kW], then reshape L into (H_out, W_out)."),
+    "conv_output_size": Exercise(
+        conv_output_size_cases, "all {n} cases agree with nn.Conv2d.",
+        "o = floor((n + 2p - d(k-1) - 1) / s) + 1; dilation d spreads the kernel over "
+        "d(k-1)+1 pixels."),
+    "conv_params": Exercise(
+        conv_params_cases, "all {n} layers agree with nn.Conv2d.",
+        "k*k*c_in weights per kernel, c_out kernels, one bias per kernel."),
+    "vertical_edge_kernel": Exercise(
+        vertical_edge_kernel_cases, "responds to vertical edges only, and not to flat regions.",
+        "put positive weights in one column and negative weights in the opposite column."),
+}
+
+
+def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+    """Run one exercise's cases without printing (used by tests and grading)."""
+    return EXERCISES[exercise].run(exercise, fn, hidden)
+
+
+def check_conv2d_loops(fn: ConvFn) -> None:
+    """Compare a loop-based conv2d with ``F.conv2d`` (padding, stride, channels, batches)."""
+    report(run_check("conv2d_loops", fn))
+
+
+def check_conv2d_im2col(fn: ConvFn) -> None:
+    """Compare the unfold (im2col) conv2d with ``F.conv2d`` on the same cases."""
+    report(run_check("conv2d_im2col", fn))
+
+
+def check_conv_output_size(fn: Callable[..., int]) -> None:
+    """Compare an output-size function with ``nn.Conv2d`` (stride, padding, dilation)."""
+    report(run_check("conv_output_size", fn))
+
+
+def check_conv_params(fn: Callable[..., int]) -> None:
+    """Compare a parameter-count function with ``nn.Conv2d``."""
+    report(run_check("conv_params", fn))
+
+
+def check_vertical_edge_kernel(fn: Callable[[], torch.Tensor]) -> None:
+    """Apply the learner's kernel to vertical-edge, horizontal-edge and flat images."""
+    report(run_check("vertical_edge_kernel", fn))

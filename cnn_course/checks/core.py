@@ -1,0 +1,185 @@
+"""The machinery every exercise checker shares.
+
+A checker runs a learner's function on a list of :class:`Case` objects and turns the first
+failure into one readable verdict line. Nothing a learner writes can make a checker show a
+traceback from inside this package: wrong answers, exceptions and odd return types all end as
+a :class:`CheckResult`.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PASS_MARK = "✅"
+FAIL_MARK = "❌"
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_results: dict[str, bool] = {}
+
+
+class CaseFailed(Exception):
+    """Raised by a case when the learner's answer is wrong; the message says how.
+
+    ``diagnosed=True`` means the message already names the mistake, so the exercise's general
+    hint is left off.
+    """
+
+    def __init__(self, message: str, diagnosed: bool = False) -> None:
+        super().__init__(message)
+        self.diagnosed = diagnosed
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test case: a short description a learner can read and a function that runs it."""
+
+    description: str
+    run: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    exercise: str
+    passed: bool
+    message: str
+    cases_run: int = 0
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        mark = PASS_MARK if self.passed else FAIL_MARK
+        return f"{mark} {self.exercise}: {self.message}"
+
+
+def _is_learner_file(filename: str) -> bool:
+    """True for notebook cells and the learner's own files, false for libraries and us."""
+    path = Path(filename).resolve()
+    library_roots = {Path(p).resolve() for p in (sysconfig.get_paths()["purelib"],
+                                                 sysconfig.get_paths()["stdlib"])}
+    return not path.is_relative_to(_PACKAGE_DIR) and not any(
+        path.is_relative_to(root) for root in library_roots)
+
+
+def _where_in_learner_code(error: BaseException) -> str:
+    """Name the innermost line of the traceback that is not inside this package."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if _is_learner_file(f.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (in {frame.name}, line {frame.lineno})"
+
+
+def run_cases(exercise: str, cases: Iterable[Case], *, success: str, hint: str = "") -> CheckResult:
+    """Run cases in order and stop at the first failure.
+
+    ``success`` is the message for a pass; ``hint`` is appended to any failure caused by a
+    wrong value (not to "not implemented yet").
+    """
+    count = 0
+    try:
+        for case in cases:
+            count += 1
+            try:
+                case.run()
+            except NotImplementedError:
+                return CheckResult(exercise, False, "not solved yet: replace "
+                                   "`raise NotImplementedError()` with your code, then run this "
+                                   "check again.", count)
+            except CaseFailed as failure:
+                tail = f" Hint: {hint}" if hint and not failure.diagnosed else ""
+                return CheckResult(exercise, False,
+                                   f'case "{case.description}": {failure}.{tail}', count)
+            except RecursionError:
+                return CheckResult(exercise, False, f'case "{case.description}": your code '
+                                   "recursed without end (RecursionError).", count)
+            except Exception as error:  # the learner's own exception, reported as such
+                return CheckResult(exercise, False,
+                                   f'case "{case.description}": your code raised '
+                                   f"{type(error).__name__}: {error}"
+                                   f"{_where_in_learner_code(error)}.",
+                                   count)
+    except Exception as error:  # a case generator that itself failed on odd learner output
+        return CheckResult(exercise, False, f"could not be checked: {type(error).__name__}: "
+                           f"{error}{_where_in_learner_code(error)}.", count)
+    return CheckResult(exercise, True, success.format(n=count), count)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """How to check one exercise: its cases (``cases(fn, hidden=...)``), pass message, hint."""
+
+    cases: Callable[..., list[Case]]
+    success: str
+    hint: str = ""
+
+    def run(self, name: str, fn: Callable, hidden: bool = False) -> CheckResult:
+        return run_cases(name, self.cases(fn, hidden=hidden), success=self.success,
+                         hint=self.hint)
+
+
+def report(result: CheckResult) -> None:
+    """Print a verdict line and remember it, so later cells can fall back to a reference."""
+    _results[result.exercise] = result.passed
+    print(result, file=sys.stdout, flush=True)
+
+
+def has_passed(exercise: str) -> bool:
+    return _results.get(exercise, False)
+
+
+def solved_or_reference(exercise: str, learner_fn: Callable, reference_fn: Callable) -> Callable:
+    """Return the learner's function if its check passed, else the course's reference.
+
+    This lets a learner who skipped an exercise run the rest of the notebook.
+    """
+    if has_passed(exercise):
+        return learner_fn
+    print(f"Note: {exercise} has not passed its check yet, so the cells below use the "
+          "course's reference implementation instead.")
+    return reference_fn
+
+
+# ---- comparisons used by cases --------------------------------------------------------------
+
+def as_tensor(value: object, what: str) -> torch.Tensor:
+    """Reject anything that is not a tensor with a message a learner understands."""
+    if not isinstance(value, torch.Tensor):
+        raise CaseFailed(f"{what} should be a torch.Tensor, but it is a {type(value).__name__}",
+                         diagnosed=True)
+    return value
+
+
+def expect_shape(got: torch.Tensor, expected: tuple[int, ...], what: str = "the output") -> None:
+    if tuple(got.shape) != tuple(expected):
+        raise CaseFailed(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected)}")
+
+
+def expect_close(got: object, expected: torch.Tensor, what: str = "the output", *,
+                 atol: float = 1e-4, rtol: float = 1e-4) -> None:
+    """Compare a learner's tensor with the expected one and name the first wrong element."""
+    got = as_tensor(got, what)
+    expect_shape(got, tuple(expected.shape), what)
+    got = got.detach().to(device="cpu", dtype=torch.float64)
+    expected = expected.detach().to(device="cpu", dtype=torch.float64)
+    if torch.isnan(got).any() and not torch.isnan(expected).any():
+        raise CaseFailed(f"{what} contains NaN")
+    bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        where = f"[{', '.join(map(str, index))}]" if index else ""
+        raise CaseFailed(f"{what}{where} is {got[index].item():.6g}, expected "
+                         f"{expected[index].item():.6g} ({int(bad.sum())} of {bad.numel()} "
+                         "values differ)")
+
+
+def expect_equal(got: object, expected: object, what: str) -> None:
+    if got != expected:
+        raise CaseFailed(f"{what} is {got!r}, expected {expected!r}")

@@ -1,0 +1,52 @@
+"""The exercise notebooks are real: unsolved, every check fails and nothing else does;
+solved, every check passes."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cnn_course.checks.core import FAIL_MARK, PASS_MARK
+from cnn_course.notebook_run import read_cells, run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+LEARNER = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def test_every_chapter_has_both_notebooks():
+    assert SOLUTIONS, "no solution notebooks found"
+    assert [p.name for p in LEARNER] == [p.name for p in SOLUTIONS]
+
+
+@pytest.mark.parametrize("path", LEARNER, ids=lambda p: p.name)
+def test_learner_notebook_fails_only_at_its_checks(path):
+    cells = run_notebook(path, timeout=900)
+    checks = [cell for cell in cells if cell.is_check]
+    assert checks, f"{path.name} has no cell tagged 'check'"
+    for cell in cells:
+        assert cell.error is None, f"{path.name} cell {cell.index} raised {cell.error}"
+        assert PASS_MARK not in cell.text, (
+            f"{path.name} cell {cell.index} passes a check before anything was solved")
+    for cell in checks:
+        assert cell.verdicts, f"{path.name} check cell {cell.index} printed no verdict"
+        for verdict in cell.verdicts:
+            assert verdict.startswith(FAIL_MARK) and "not solved yet" in verdict, (
+                f"{path.name} cell {cell.index}: {verdict}")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_notebook_is_executed_and_passes_every_check(path):
+    cells = read_cells(nbformat.read(path, as_version=4))
+    notebook = nbformat.read(path, as_version=4)
+    counts = [c.execution_count for c in notebook.cells if c.cell_type == "code"]
+    assert all(n is not None for n in counts), f"{path.name} is not fully executed"
+    assert counts == sorted(counts), f"{path.name} was not executed top to bottom"
+    checks = [cell for cell in cells if cell.is_check]
+    assert checks
+    for cell in checks:
+        assert cell.verdicts and all(v.startswith(PASS_MARK) for v in cell.verdicts), (
+            f"{path.name} check cell {cell.index}: {cell.text.strip()}")
+    for cell in cells:
+        assert cell.error is None or "raises-exception" in cell.tags, (
+            f"{path.name} cell {cell.index} raised {cell.error}")

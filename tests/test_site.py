@@ -1,0 +1,51 @@
+"""The built site (run scripts/build-book.sh first; scripts/test.sh does)."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built site: run `bash scripts/build-book.sh` first")
+    return HTML
+
+
+@pytest.mark.parametrize("page", toc_files())
+def test_page_exists_without_errors(site, page):
+    html = (site / f"{page}.html").read_text(encoding="utf-8")
+    assert "output traceback" not in html and "output error" not in html, f"{page} shows an error"
+    assert "Traceback (most recent call last)" not in html, f"{page} shows a traceback"
+    for image in re.findall(r'<img[^>]+src="([^"]+)"', html):
+        if image.startswith(("http:", "https:", "data:")):
+            continue
+        assert (site / page).parent.joinpath(image).resolve().exists(), f"{page}: missing {image}"
+
+
+def test_chapter_pages_embed_their_figures(site):
+    for page in toc_files():
+        if page.startswith(("book/0", "solutions/")):
+            html = (site / f"{page}.html").read_text(encoding="utf-8")
+            assert re.search(r'<img[^>]+src="[^"]*\.png"', html), f"{page} has no figure"
+
+
+def test_every_chapter_has_page_exercise_and_solution():
+    files = toc_files()
+    chapters = [f.split("/")[1] for f in files if f.startswith("book/0")]
+    assert chapters
+    for chapter in chapters:
+        assert f"notebooks/{chapter}" in files and f"solutions/{chapter}" in files, chapter
