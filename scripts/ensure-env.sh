@@ -13,8 +13,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "Installing the course's requirements into .venv (first run: a few minutes) ..."
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+  log=".venv/pip-install.log"
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -r requirements-dev.txt; } > "$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "Installing the requirements failed; the whole log is in $log" >&2
+    exit 1
+  fi
   echo "$wanted" > "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"
