@@ -1,5 +1,6 @@
 """The built site (run scripts/build-book.sh first; scripts/test.sh does)."""
 
+import os
 import re
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
 
 
 def toc_files() -> list[str]:
@@ -49,3 +50,25 @@ def test_every_chapter_has_page_exercise_and_solution():
     assert chapters
     for chapter in chapters:
         assert f"notebooks/{chapter}" in files and f"solutions/{chapter}" in files, chapter
+
+
+def test_internal_links_resolve(site):
+    """Every relative link on every page points at a file that exists, and at an anchor that
+    exists on that page."""
+    problems = []
+    for page in site.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        html = page.read_text(encoding="utf-8")
+        for href in re.findall(r'<a [^>]*href="([^"]+)"', html):
+            if href.startswith(("http:", "https:", "mailto:", "javascript:", "data:")):
+                continue
+            path, _, anchor = href.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                problems.append(f"{page.relative_to(site)} -> {href}")
+            elif anchor and target.suffix == ".html":
+                text = target.read_text(encoding="utf-8")
+                if f'id="{anchor}"' not in text:
+                    problems.append(f"{page.relative_to(site)} -> {href} (no such anchor)")
+    assert problems == []

@@ -62,7 +62,7 @@ class ConvExplorer:
 
     def __init__(self, photo_size: int = 64) -> None:
         self.photo = sample_photo(photo_size)            # [1, H, W] in [0, 1]
-        slider = dict(continuous_update=False, style={"description_width": "90px"})
+        slider = dict(continuous_update=False, style={"description_width": "110px"})
         self.controls: dict[str, W.ValueWidget] = {
             "n": W.IntSlider(7, min=3, max=16, description="input size n", **slider),
             "kernel_size": W.IntSlider(3, min=1, max=7, description="kernel k", **slider),
@@ -72,8 +72,10 @@ class ConvExplorer:
             "dilation": W.IntSlider(1, min=1, max=3, description="dilation d", **slider),
             "in_channels": W.IntSlider(1, min=1, max=8, description="in_channels", **slider),
             "out_channels": W.IntSlider(1, min=1, max=64, description="out_channels", **slider),
-            "preset": W.Dropdown(options=PRESETS, value="vertical edge", description="kernel"),
-            "custom": W.Text("1,0,-1; 2,0,-2; 1,0,-1", description="custom values"),
+            "preset": W.Dropdown(options=PRESETS, value="vertical edge", description="kernel",
+                                 style={"description_width": "110px"}),
+            "custom": W.Text("1,0,-1; 2,0,-2; 1,0,-1", description="custom values",
+                             style={"description_width": "110px"}),
             "out_row": W.IntSlider(0, min=0, max=4, description="output row", **slider),
             "out_col": W.IntSlider(0, min=0, max=4, description="output column", **slider),
         }

@@ -1,0 +1,138 @@
+"""Every page of the built site in headless Chromium: it loads with no JavaScript errors, makes
+no request to another host, shows its images, renders its math and its saved widgets.
+
+Needs the built site (scripts/test.sh builds it) and a Chromium binary (.ci/run installs
+Debian's `chromium`); set CNN_COURSE_CHROMIUM to use another one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+# sphinx-thebe declares its configuration twice on every page; harmless and not ours.
+ALLOWED_CONSOLE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CNN_COURSE_CHROMIUM"), "chromium", "chromium-browser",
+                      "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    pytest.fail("no Chromium found: install Debian's `chromium` (.ci/run does) or set "
+                "CNN_COURSE_CHROMIUM")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_url():
+    if not (HTML / "index.html").exists():
+        pytest.fail("no built site: run `bash scripts/build-book.sh` first")
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+class PageVisit:
+    """Opens a page, blocking and recording any request that leaves localhost."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.external: list[str] = []
+        self.failed: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(r.url))
+        self.page.route("**/*", self._route)
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_load_state("networkidle")
+
+    def _route(self, route) -> None:
+        host = urlparse(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost", None) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            self.external.append(route.request.url)
+            route.abort()
+
+    @property
+    def real_console_errors(self) -> list[str]:
+        return [e for e in self.console_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)]
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_loads_cleanly_offline(browser, site_url, page):
+    visit = PageVisit(browser, f"{site_url}/{page}.html")
+    try:
+        errors = [e for e in visit.page_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)]
+        assert errors == [], f"{page}: JavaScript errors {errors}"
+        console = visit.real_console_errors
+        assert console == [], f"{page}: console errors {console}"
+        assert visit.external == [], f"{page}: requests to other hosts {visit.external}"
+        assert visit.failed == [], f"{page}: failed requests {visit.failed}"
+        broken = visit.page.eval_on_selector_all(
+            "img", "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+        assert broken == [], f"{page}: images that did not load {broken}"
+        html = (HTML / f"{page}.html").read_text(encoding="utf-8")
+        if "math notranslate" in html:
+            visit.page.wait_for_selector("mjx-container", timeout=15_000)
+            assert visit.page.locator("mjx-container").count() > 0
+            assert visit.page.locator("mjx-merror").count() == 0, f"{page}: a formula failed"
+        if "application/vnd.jupyter.widget-view+json" in html:
+            visit.page.wait_for_selector(".widget-slider", timeout=15_000)
+    finally:
+        visit.page.close()
+
+
+def test_saved_conv_explorer_renders_with_its_numbers(browser, site_url):
+    visit = PageVisit(browser, f"{site_url}/solutions/01_convolution.html")
+    try:
+        page = visit.page
+        summary = page.locator(".conv-explorer-summary")
+        summary.wait_for(timeout=15_000)
+        assert "parameters" in summary.inner_text()
+        assert page.locator(".widget-slider").count() >= 8
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        summary.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][last()]") \
+            .first.screenshot(path=str(SCREENSHOTS / "conv-explorer.png"))
+        assert (SCREENSHOTS / "conv-explorer.png").stat().st_size > 10_000
+    finally:
+        page.close()
