@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dest=.vendor
 packages=("@jupyter-widgets/html-manager@1.0.7" "requirejs@2.3.7" "mathjax@3.2.2")
-stamp="${packages[*]}"
+anywidget_js="$(python -c 'import anywidget, pathlib; print(pathlib.Path(anywidget.__file__).parent / "nbextension" / "index.js")')"
+stamp="${packages[*]} $(python -c 'import anywidget; print(anywidget.__version__)')"
 [ "$(cat "$dest/.complete" 2>/dev/null)" = "$stamp" ] && exit 0
 if ! command -v npm > /dev/null; then
   echo "npm not found: the site will load MathJax and widget JavaScript from CDNs." >&2
@@ -27,5 +28,6 @@ cp "$work"/requirejs-*/package/require.js "$dest/require.js"
 find "$work"/jupyter-widgets-html-manager-*/package/dist -maxdepth 1 -type f ! -name '*.map' \
   -exec cp {} "$dest/html-manager/" \;
 cp book/_ext/requirejs-config.js "$dest/requirejs-config.js"
+mkdir -p "$dest/anywidget" && cp "$anywidget_js" "$dest/anywidget/index.js"  # its AMD build
 echo "$stamp" > "$dest/.complete"
 echo "Vendored ${packages[*]} into $dest/"

@@ -39,6 +39,17 @@ def chromium_path() -> str:
                 "CNN_COURSE_CHROMIUM")
 
 
+# The HTML manager renders each saved widget into a `.widget-subarea` next to its state script.
+_ALL_WIDGETS_RENDERED = """() => {
+  const views = [...document.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"]')];
+  return views.length > 0 && views.every(s => {
+    const area = s.parentElement.querySelector('.widget-subarea');
+    return area !== null && area.children.length > 0;
+  });
+}"""
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -117,7 +128,7 @@ def test_page_loads_cleanly_offline(browser, site_url, page):
             assert visit.page.locator("mjx-container").count() > 0
             assert visit.page.locator("mjx-merror").count() == 0, f"{page}: a formula failed"
         if "application/vnd.jupyter.widget-view+json" in html:
-            visit.page.wait_for_selector(".widget-slider", timeout=15_000)
+            visit.page.wait_for_function(_ALL_WIDGETS_RENDERED, timeout=15_000)
     finally:
         visit.page.close()
 
@@ -136,3 +147,48 @@ def test_saved_conv_explorer_renders_with_its_numbers(browser, site_url):
         assert (SCREENSHOTS / "conv-explorer.png").stat().st_size > 10_000
     finally:
         page.close()
+
+
+_SET_CONTROLS = """([root, values]) => {
+  const box = document.querySelector(root);
+  for (const [name, value] of Object.entries(values)) {
+    const input = box.querySelector(`input[data-control="${name}"]`);
+    input.value = value;
+    input.dispatchEvent(new Event("input"));
+  }
+  const pick = (key) => box.querySelector(`[data-result="${key}"]`)?.textContent ?? null;
+  return {size: pick("size"), params: pick("params"), problem: pick("problem"),
+          taps: box.querySelectorAll("rect.tap").length};
+}"""
+
+
+def test_static_conv_explorer_agrees_with_python(browser, site_url):
+    """Drive the page's explorer (no kernel) over random settings; compare with cnn_course.arith."""
+    import random
+
+    from cnn_course.arith import conv_output_size, conv_params
+    from cnn_course.widgets.static import CONV_RANGES
+
+    visit = PageVisit(browser, f"{site_url}/book/01_convolution.html")
+    try:
+        visit.page.wait_for_selector(".conv-arithmetic input[data-control]", timeout=15_000)
+        rng = random.Random(0)
+        for _ in range(150):
+            values = {name: rng.randint(low, high) for name, (low, high) in CONV_RANGES.items()}
+            shown = visit.page.evaluate(_SET_CONTROLS, [".conv-arithmetic", values])
+            n, k, p, s, d = (values[x] for x in ("n", "kernel_size", "padding", "stride",
+                                                  "dilation"))
+            try:
+                expected = conv_output_size(n, k, p, s, d)
+            except ValueError as problem:
+                assert shown["problem"] and str(problem) in shown["problem"], (values, shown)
+                continue
+            assert shown["size"] == str(expected), (values, shown)
+            params = conv_params(values["in_channels"], values["out_channels"], k)
+            assert shown["params"] == f"{params:,}", (values, shown)
+            assert shown["taps"] == k * k
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        visit.page.locator(".conv-arithmetic").screenshot(
+            path=str(SCREENSHOTS / "conv-explorer-static.png"))
+    finally:
+        visit.page.close()
