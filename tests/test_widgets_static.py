@@ -31,3 +31,50 @@ def test_tables_cover_every_setting_and_agree_with_arith(explorer):
 def test_front_end_code_ships_with_the_widget(explorer):
     assert "export default { render }" in explorer._esm
     assert ".cnn-explorer" in explorer._css
+
+
+def test_pooling_tables_match_torch_and_arith():
+    import torch
+    import torch.nn.functional as F
+
+    from cnn_course.widgets.static import PoolingExplorer
+
+    explorer = PoolingExplorer(size=12)
+    x = torch.tensor(explorer.feature_map)[None, None]
+    assert x.shape == (1, 1, 12, 12)
+    for k in (1, 2, 3, 4):
+        for s in (1, 2, 3, 4):
+            for mode, pool in (("max", F.max_pool2d), ("avg", F.avg_pool2d)):
+                entry = explorer.tables[f"{mode},{k},{s}"]
+                expected = pool(x, k, stride=s)[0, 0]
+                assert entry["size"] == [conv_output_size(12, k, 0, s)] * 2
+                assert torch.allclose(torch.tensor(entry["values"]), expected, atol=0.006)
+
+
+def test_race_trajectories_come_from_torch_optim():
+    import torch
+
+    from cnn_course.widgets.static import (
+        RACE_LEARNING_RATES,
+        RACE_MOMENTA,
+        SURFACES,
+        race_tables,
+        race_trajectory,
+    )
+
+    tables = race_tables(steps=20, grid=8)
+    paths = tables["paths"]
+    assert len(paths) == len(SURFACES) * len(RACE_LEARNING_RATES) * (4 + 2 * len(RACE_MOMENTA))
+    entry = paths["ravine,2,2,momentum"]  # lr 0.01, momentum 0.9
+    point = torch.tensor([-4.0, 1.0], requires_grad=True)
+    optimizer = torch.optim.SGD([point], lr=RACE_LEARNING_RATES[2], momentum=RACE_MOMENTA[2])
+    for _ in range(20):
+        optimizer.zero_grad()
+        (0.5 * point[0] ** 2 + 10 * point[1] ** 2).backward()
+        optimizer.step()
+    assert entry["path"][-1] == pytest.approx(point.detach().tolist(), abs=1e-4)
+    assert len(entry["path"]) == 21 and entry["diverged"] is None
+    # Too large a step on a steep surface leaves the plot: reported, not drawn forever.
+    path, diverged = race_trajectory("rosenbrock", lambda p: torch.optim.SGD(p, lr=0.3), 20)
+    assert diverged is not None and len(path) == diverged
+    assert set(tables["grids"]) == set(SURFACES)

@@ -34,7 +34,18 @@ def _configure(app, config) -> None:
 
 def _copy(app, exception) -> None:
     if exception is None and _available() and app.builder.format == "html":
-        shutil.copytree(VENDOR, Path(app.outdir) / "_static" / "vendor", dirs_exist_ok=True)
+        outdir = Path(app.outdir)
+        shutil.copytree(VENDOR, outdir / "_static" / "vendor", dirs_exist_ok=True)
+        # The widget manager's style sheets ask for their icon fonts at a path relative to the
+        # page ("@jupyter-widgets/<hash>.woff2"), so every folder of pages gets a copy.
+        fonts = [f for f in (VENDOR / "html-manager").iterdir()
+                 if f.suffix in (".woff2", ".woff", ".ttf", ".eot")]
+        page_folders = {page.parent for page in outdir.rglob("*.html")
+                        if "_static" not in page.parts}
+        for folder in page_folders:
+            (folder / "@jupyter-widgets").mkdir(exist_ok=True)
+            for font in fonts:
+                shutil.copy2(font, folder / "@jupyter-widgets" / font.name)
 
 
 def setup(app):

@@ -67,3 +67,159 @@ class ConvArithmeticExplorer(anywidget.AnyWidget):
     def __init__(self, **kwargs) -> None:
         super().__init__(output_sizes=conv_output_table(), param_counts=conv_params_table(),
                          **kwargs)
+
+
+# ---- pooling --------------------------------------------------------------------------------
+
+POOL_SIZES, POOL_STRIDES = (1, 2, 3, 4), (1, 2, 3, 4)
+
+
+def pooling_tables(feature_map) -> dict[str, dict]:
+    """For every kernel, stride and mode: the output size (or why there is none) and the pooled
+    values of ``feature_map`` [H, W], computed by ``F.max_pool2d`` / ``F.avg_pool2d``."""
+    import torch.nn.functional as F
+
+    x = feature_map[None, None].float()
+    tables: dict[str, dict] = {}
+    for k in POOL_SIZES:
+        for s in POOL_STRIDES:
+            try:
+                size = conv_output_size(tuple(feature_map.shape), k, 0, s)
+            except ValueError as problem:
+                for mode in ("max", "avg"):
+                    tables[f"{mode},{k},{s}"] = {"problem": str(problem)}
+                continue
+            for mode, pool in (("max", F.max_pool2d), ("avg", F.avg_pool2d)):
+                out = pool(x, k, stride=s)[0, 0]
+                assert tuple(out.shape) == size
+                tables[f"{mode},{k},{s}"] = {"size": list(size),
+                                             "values": out.round(decimals=2).tolist()}
+    return tables
+
+
+class PoolingExplorer(anywidget.AnyWidget):
+    """Max or average pooling of a real feature map, with the window of one output cell."""
+
+    _esm = _JS / "pooling.js"
+    _css = _JS / "explorers.css"
+    feature_map = traitlets.List().tag(sync=True)
+    tables = traitlets.Dict().tag(sync=True)
+    values = traitlets.Dict({"mode": "max", "kernel_size": 2, "stride": 2, "out_row": 0,
+                             "out_col": 0}).tag(sync=True)
+
+    def __init__(self, size: int = 12, **kwargs) -> None:
+        import torch.nn.functional as F
+
+        from cnn_course.images import sample_photo
+        from cnn_course.reference.conv import vertical_edge_kernel
+
+        photo = sample_photo(4 * size)[None]                   # [1, 1, 4size, 4size]
+        edges = F.conv2d(photo, vertical_edge_kernel()[None, None], padding=1)
+        feature_map = F.avg_pool2d(edges.abs(), 4)[0, 0]        # [size, size], a real edge map
+        feature_map = feature_map / feature_map.max()
+        super().__init__(feature_map=feature_map.round(decimals=2).tolist(),
+                         tables=pooling_tables(feature_map.round(decimals=2)), **kwargs)
+
+
+
+# ---- optimizer race -------------------------------------------------------------------------
+
+def _ravine(x, y):
+    return 0.5 * x**2 + 10.0 * y**2
+
+
+def _saddle(x, y):
+    return 0.5 * x**2 - 0.5 * y**2 + 0.25 * y**4
+
+
+def _rosenbrock(x, y):
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+SURFACES = {  # name: (function, start point, (x range), (y range))
+    "ravine": (_ravine, (-4.0, 1.0), (-5.0, 5.0), (-1.5, 1.5)),
+    "saddle": (_saddle, (-3.0, 0.01), (-4.0, 4.0), (-2.0, 2.0)),
+    "rosenbrock": (_rosenbrock, (-1.5, 2.0), (-2.0, 2.0), (-1.0, 3.0)),
+}
+RACE_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+RACE_MOMENTA = (0.0, 0.5, 0.9, 0.95)
+
+
+def _optimizers(lr: float, momentum: float):
+    import torch
+
+    return {
+        "SGD": lambda p: torch.optim.SGD(p, lr=lr),
+        "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum),
+        "Nesterov": lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum,
+                                              nesterov=momentum > 0),
+        "Adagrad": lambda p: torch.optim.Adagrad(p, lr=lr),
+        "RMSprop": lambda p: torch.optim.RMSprop(p, lr=lr),
+        "Adam": lambda p: torch.optim.Adam(p, lr=lr),
+    }
+
+
+def race_trajectory(surface: str, make_optimizer, steps: int = 80
+                    ) -> tuple[list[list[float]], int | None]:
+    """Points visited by ``torch.optim`` on a 2-D surface, and the step it diverged at (if it
+    left the plotted area by a factor of 100)."""
+    import torch
+
+    function, start, (x0, x1), (y0, y1) = SURFACES[surface]
+    point = torch.tensor(start, requires_grad=True)
+    optimizer = make_optimizer([point])
+    path = [[round(start[0], 4), round(start[1], 4)]]
+    limit = 100 * max(abs(x0), abs(x1), abs(y0), abs(y1))
+    for step in range(1, steps + 1):
+        optimizer.zero_grad()
+        function(point[0], point[1]).backward()
+        optimizer.step()
+        x, y = point.detach().tolist()
+        if not (abs(x) < limit and abs(y) < limit):
+            return path, step
+        path.append([round(x, 4), round(y, 4)])
+    return path, None
+
+
+def race_tables(steps: int = 80, grid: int = 48) -> dict:
+    """Every trajectory the race can show, and a coarse grid of each surface for the contours."""
+    import math
+
+    paths: dict[str, dict] = {}  # keys: "surface,learning-rate index,momentum index,name"
+    for surface in SURFACES:
+        for i, lr in enumerate(RACE_LEARNING_RATES):
+            for j, momentum in enumerate(RACE_MOMENTA):
+                for name, make in _optimizers(lr, momentum).items():
+                    if name in ("SGD", "Adagrad", "RMSprop", "Adam") and j != 0:
+                        continue  # these do not use the momentum slider: stored once
+                    path, diverged = race_trajectory(surface, make, steps)
+                    paths[f"{surface},{i},{j},{name}"] = {"path": path, "diverged": diverged}
+    grids = {}
+    for surface, (function, _, (x0, x1), (y0, y1)) in SURFACES.items():
+        rows = []
+        for i in range(grid):
+            y = y1 - (y1 - y0) * (i + 0.5) / grid
+            rows.append([round(math.log1p(max(0.0, function(x0 + (x1 - x0) * (j + 0.5) / grid, y)
+                                              - _floor(surface))), 3) for j in range(grid)])
+        grids[surface] = {"values": rows, "x": [x0, x1], "y": [y0, y1]}
+    return {"paths": paths, "grids": grids}
+
+
+def _floor(surface: str) -> float:
+    return -0.25 if surface == "saddle" else 0.0  # lowest value in the plotted area
+
+
+class OptimizerRace(anywidget.AnyWidget):
+    """Trajectories of SGD, momentum, Nesterov, Adagrad, RMSprop and Adam on 2-D surfaces,
+    precomputed with ``torch.optim`` for every learning rate and momentum on the sliders."""
+
+    _esm = _JS / "optimizer_race.js"
+    _css = _JS / "explorers.css"
+    learning_rates = traitlets.List(list(RACE_LEARNING_RATES)).tag(sync=True)
+    momenta = traitlets.List(list(RACE_MOMENTA)).tag(sync=True)
+    surfaces = traitlets.List(list(SURFACES)).tag(sync=True)
+    tables = traitlets.Dict().tag(sync=True)
+    values = traitlets.Dict({"surface": "ravine", "lr": 0.03, "momentum": 0.9}).tag(sync=True)
+
+    def __init__(self, steps: int = 80, **kwargs) -> None:
+        super().__init__(tables=race_tables(steps), **kwargs)
