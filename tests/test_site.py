@@ -72,3 +72,29 @@ def test_internal_links_resolve(site):
                 if f'id="{anchor}"' not in text:
                     problems.append(f"{page.relative_to(site)} -> {href} (no such anchor)")
     assert problems == []
+
+
+@pytest.mark.parametrize("page", [p for p in toc_files()
+                                  if p.startswith(("notebooks/", "solutions/"))])
+def test_notebook_pages_offer_download_colab_and_binder(site, page):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repository = config["repository"]["url"].removeprefix("https://github.com/")
+    branch = config["repository"]["branch"]
+    html = (site / f"{page}.html").read_text(encoding="utf-8")
+    assert (f'href="https://colab.research.google.com/github/{repository}/blob/{branch}/'
+            f'{page}.ipynb"') in html
+    assert f'href="https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=tree/{page}.ipynb"' \
+        in html
+    download = re.search(rf'href="([^"]*_sources/{page}\.ipynb)"', html)
+    assert download and (site / page).parent.joinpath(download.group(1)).resolve().exists()
+
+
+def test_every_notebook_starts_with_the_colab_install_cell():
+    import nbformat
+
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")) + sorted(
+            (ROOT / "notebooks").glob("*.ipynb")):
+        first_code = next(c for c in nbformat.read(path, as_version=4).cells
+                          if c.cell_type == "code")
+        assert 'find_spec("cnn_course") is None' in first_code.source, path.name
+        assert "%pip install" in first_code.source, path.name
