@@ -33,8 +33,18 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return f"Apple MPS ({platform.machine()})"
     cores = os.cpu_count() or 1
-    return f"CPU: {platform.processor() or platform.machine()}, {cores} cores, " \
-           f"{torch.get_num_threads()} torch threads"
+    return f"CPU: {_cpu_name()}, {cores} cores, {torch.get_num_threads()} torch threads"
+
+
+def _cpu_name() -> str:
+    try:  # Linux names the model here; platform.processor() is often empty there
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
