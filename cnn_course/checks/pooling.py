@@ -1,0 +1,504 @@
+"""Checkers for Chapter 3: pooling.
+
+Each ``check_*`` function prints one verdict line; each ``*_cases`` function lists the cases,
+so that a grader can run them with other seeds (``hidden=True``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    as_tensor,
+    expect_close,
+    expect_shape,
+    report,
+)
+
+PoolFn = Callable[..., torch.Tensor]
+OMIT = object()  # the case calls the learner's function without a stride argument
+
+# (description, input shape, kernel, stride or OMIT, padding, all-negative input)
+_POOL_CONFIGS = [
+    ("one 4x4 channel", (1, 1, 4, 4), 2, 2, 0, False),
+    ("stride left out (it defaults to the kernel size)", (1, 1, 6, 6), 2, OMIT, 0, False),
+    ("overlapping windows", (1, 1, 5, 5), 3, 1, 0, False),
+    ("the stride does not divide evenly", (1, 1, 7, 7), 2, 2, 0, False),
+    ("batch of 2, 3 channels", (2, 3, 6, 6), 2, 2, 0, False),
+    ("non-square input", (1, 2, 6, 9), 3, 2, 0, False),
+    ("a stride larger than the kernel leaves gaps", (1, 1, 8, 7), 2, 3, 0, False),
+    ("padding on an all-negative input", (1, 2, 5, 5), 3, 2, 1, True),
+    ("batch, channels, non-square input and padding", (3, 4, 9, 6), 3, 2, 1, False),
+    ("stride left out, padding, all-negative input", (2, 2, 7, 8), 3, OMIT, 1, True),
+]
+
+_POOL_FUNCTIONS = ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_max_pool2d",
+                   "adaptive_avg_pool2d", "lp_pool2d", "fractional_max_pool2d")
+
+
+@contextlib.contextmanager
+def _forbid(builtin_pooling: bool = True, autograd: bool = False) -> Iterator[None]:
+    """Make PyTorch's own pooling (and, for a backward pass, autograd) raise while the learner's
+    code runs, with a message that says why."""
+    def refuse_pooling(*args, **kwargs):
+        raise CaseFailed("your function called PyTorch's built-in pooling; the exercise is to "
+                         "compute it yourself", diagnosed=True)
+
+    def refuse_autograd(*args, **kwargs):
+        raise CaseFailed("your function used autograd; the exercise is to route the gradient "
+                         "yourself", diagnosed=True)
+
+    saved: list[tuple[object, str, object]] = []
+
+    def replace(owner: object, name: str, value: object) -> None:
+        if hasattr(owner, name):
+            saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, value)
+
+    try:
+        if builtin_pooling:
+            for name in _POOL_FUNCTIONS:
+                replace(F, name, refuse_pooling)
+                replace(torch, name, refuse_pooling)
+        if autograd:
+            replace(torch.autograd, "backward", refuse_autograd)
+            replace(torch.autograd, "grad", refuse_autograd)
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _make_input(shape: tuple[int, ...], negative: bool, generator: torch.Generator
+                ) -> torch.Tensor:
+    x = torch.randn(shape, generator=generator)
+    return -(x.abs() + 0.1) if negative else x
+
+
+def _random_configs(generator: torch.Generator, count: int) -> list[tuple]:
+    """Extra cases for grading: random shapes, kernels, strides and legal paddings."""
+    configs = []
+    while len(configs) < count:
+        kernel, stride = (int(v) for v in torch.randint(1, 5, (2,), generator=generator))
+        padding = int(torch.randint(0, kernel // 2 + 1, (1,), generator=generator))
+        n, c, h, w = (int(v) for v in torch.randint(1, 4, (4,), generator=generator))
+        h, w = h + kernel + 3, w + kernel + 5
+        negative = bool(torch.rand(1, generator=generator) < 0.3)
+        configs.append(("random case", (n, c, h, w), kernel, stride, padding, negative))
+    return configs
+
+
+def _pool_mistakes(kind: str, x: torch.Tensor, kernel: int, stride: int, padding: int,
+                   stride_given: bool) -> list[tuple[str, torch.Tensor]]:
+    """Outputs of plausible wrong answers, each with the explanation of the mistake."""
+    pool = F.max_pool2d if kind == "max" else F.avg_pool2d
+    other = F.avg_pool2d if kind == "max" else F.max_pool2d
+    mistakes: list[tuple[str, torch.Tensor]] = []
+    if stride != 1:
+        if stride_given:
+            text = (f"your output is what stride 1 gives, but stride={stride} was asked for: "
+                    "window (i, j) starts at row i*stride, column j*stride")
+        else:
+            text = ("called without a stride, your function used stride 1; stride=None means "
+                    "stride = kernel_size, as in PyTorch")
+        mistakes.append((text, pool(x, kernel, 1, padding)))
+    if stride_given and stride != kernel:
+        mistakes.append((f"your output is what stride = kernel_size = {kernel} gives, but "
+                         f"stride={stride} was asked for: kernel_size is only the default, "
+                         "used when stride is None", pool(x, kernel, kernel, padding)))
+    ceil = pool(x, kernel, stride, padding, ceil_mode=True)
+    if ceil.shape != pool(x, kernel, stride, padding).shape:
+        mistakes.append(("your output has an extra row or column: when the windows do not fit "
+                         "evenly, the last partial window is dropped (the size rounds down; "
+                         "only ceil_mode=True keeps it)", ceil))
+    if padding:
+        mistakes.append(("your output ignores the padding: add `padding` rows and columns on "
+                         "every side before sliding the window", pool(x, kernel, stride)))
+    if kind == "max":
+        if padding:
+            zero_padded = F.pad(x, (padding,) * 4)
+            mistakes.append(("you padded with zeros, so on a negative input a padded zero wins "
+                             "the max; max pooling pads with -inf, so that padding never wins "
+                             "(F.pad(x, ..., value=float('-inf')))",
+                             F.max_pool2d(zero_padded, kernel, stride)))
+        mistakes.append(("your output is each window's average; max pooling keeps the largest "
+                         "value", F.avg_pool2d(x, kernel, stride, padding)))
+    else:
+        if padding:
+            mistakes.append(("you divided each window by the number of real pixels in it; "
+                             "F.avg_pool2d counts the padded zeros by default "
+                             "(count_include_pad=True), so every window is divided by "
+                             "kernel_size**2", F.avg_pool2d(x, kernel, stride, padding,
+                                                            count_include_pad=False)))
+        mistakes.append(("you summed each window but did not divide by kernel_size**2",
+                         F.avg_pool2d(x, kernel, stride, padding) * kernel * kernel))
+        mistakes.append(("your output is each window's maximum; average pooling takes the mean",
+                         other(x, kernel, stride, padding)))
+    return mistakes
+
+
+def _diagnose(got: torch.Tensor, mistakes: list[tuple[str, torch.Tensor]]) -> str:
+    """The explanation of the first mistake whose output equals ``got``, or ''."""
+    got64 = got.detach().to("cpu", torch.float64)
+    for explanation, candidate in mistakes:
+        if candidate.shape == got.shape and torch.allclose(got64, candidate.double(),
+                                                           atol=1e-4, rtol=1e-4):
+            return explanation
+    return ""
+
+
+def _pool_cases(kind: str, fn: PoolFn, hidden: bool) -> list[Case]:
+    generator = torch.Generator().manual_seed(4321 if hidden else 3)
+    configs = list(_POOL_CONFIGS) + (_random_configs(generator, 12) if hidden else [])
+    reference = F.max_pool2d if kind == "max" else F.avg_pool2d
+    cases = []
+    for description, shape, kernel, stride, padding, negative in configs:
+        x = _make_input(shape, negative, generator)
+        stride_given = stride is not OMIT
+        effective = stride if stride_given else kernel
+
+        def run(x=x, kernel=kernel, stride=stride, padding=padding, stride_given=stride_given,
+                effective=effective) -> None:
+            with _forbid():
+                if stride_given:
+                    got = fn(x.clone(), kernel, stride=stride, padding=padding)
+                else:
+                    got = fn(x.clone(), kernel, padding=padding)
+            got = as_tensor(got, "the output")
+            expected = reference(x, kernel, effective, padding)
+            try:
+                expect_shape(got, tuple(expected.shape))
+                expect_close(got, expected)
+            except CaseFailed as failure:
+                mistakes = _pool_mistakes(kind, x, kernel, effective, padding, stride_given)
+                explanation = _diagnose(got, mistakes)
+                raise CaseFailed(explanation or str(failure), diagnosed=bool(explanation)) \
+                    from None
+
+        stride_text = f"stride {stride}" if stride_given else "no stride given"
+        cases.append(Case(f"{description}: input {tuple(shape)}, kernel {kernel}, "
+                          f"{stride_text}, padding {padding}", run))
+    return cases
+
+
+def max_pool2d_cases(fn: PoolFn, hidden: bool = False) -> list[Case]:
+    return _pool_cases("max", fn, hidden)
+
+
+def avg_pool2d_cases(fn: PoolFn, hidden: bool = False) -> list[Case]:
+    return _pool_cases("avg", fn, hidden)
+
+
+# ---- the backward pass of max pooling -------------------------------------------------------
+
+# (description, input shape, kernel, stride)
+_BACKWARD_CONFIGS = [
+    ("one 4x4 channel", (1, 1, 4, 4), 2, 2),
+    ("batch of 2, 3 channels", (2, 3, 6, 6), 2, 2),
+    ("non-square input whose last row and column are in no window", (1, 2, 5, 7), 2, 2),
+    ("overlapping windows", (1, 1, 6, 6), 3, 1),
+    ("overlapping windows, batch of 2", (2, 2, 7, 9), 3, 2),
+    ("a stride larger than the kernel leaves gaps", (1, 3, 8, 8), 2, 3),
+]
+
+
+def _autograd_pool_grad(pool: Callable, x: torch.Tensor, grad_output: torch.Tensor,
+                        kernel: int, stride: int) -> torch.Tensor:
+    leaf = x.detach().clone().requires_grad_(True)
+    pool(leaf, kernel, stride).backward(grad_output)
+    return leaf.grad
+
+
+def _backward_mistakes(x: torch.Tensor, grad_output: torch.Tensor, kernel: int, stride: int
+                       ) -> list[tuple[str, torch.Tensor]]:
+    spread = _autograd_pool_grad(F.avg_pool2d, x, grad_output, kernel, stride)
+    wins = _autograd_pool_grad(F.max_pool2d, x, torch.ones_like(grad_output), kernel, stride)
+    mistakes = [
+        ("you spread each output's gradient over its whole window (divided by kernel_size**2): "
+         "that is average pooling's backward. In max pooling only the position that held the "
+         "window's maximum receives the gradient; the other positions get 0", spread),
+        ("you copied each output's gradient to every position of its window: only the position "
+         "that held the window's maximum receives it; the others get 0",
+         spread * kernel * kernel),
+        ("you put 1 at each window's maximum; by the chain rule it receives that output's "
+         "gradient, grad_output[n, c, i, j]", wins),
+    ]
+    for wrong_stride in sorted({1, kernel} - {stride}):
+        mistakes.append((f"your gradients land where the windows would be with stride "
+                         f"{wrong_stride}, but the stride is {stride}: window (i, j) starts at "
+                         "row i*stride, column j*stride",
+                         _reference_backward(x, grad_output, kernel, wrong_stride)))
+    return mistakes
+
+
+def _reference_backward(x: torch.Tensor, grad_output: torch.Tensor, kernel: int, stride: int
+                        ) -> torch.Tensor:
+    """Scatter each output's gradient to its window's first maximum (for diagnosis only)."""
+    n, c, _, _ = x.shape
+    grad = torch.zeros_like(x)
+    h_out, w_out = grad_output.shape[-2:]
+    for i in range(h_out):
+        for j in range(w_out):
+            top, left = i * stride, j * stride
+            window = x[:, :, top:top + kernel, left:left + kernel]
+            if window.shape[-2:] != (kernel, kernel):
+                continue
+            winner = window.reshape(n, c, -1).argmax(-1)
+            for b in range(n):
+                for ch in range(c):
+                    row = top + int(winner[b, ch]) // kernel
+                    col = left + int(winner[b, ch]) % kernel
+                    grad[b, ch, row, col] += grad_output[b, ch, i, j]
+    return grad
+
+
+def _overwrote_shared_maxima(got: torch.Tensor, expected: torch.Tensor, wins: torch.Tensor
+                             ) -> bool:
+    """True when ``got`` is right wherever one window at most chose a position, and wrong only
+    where several overlapping windows chose the same one."""
+    got64, expected64 = got.detach().double(), expected.double()
+    wrong = ~torch.isclose(got64, expected64, atol=1e-4, rtol=1e-4)
+    shared = wins >= 2
+    return bool(wrong.any()) and not bool((wrong & ~shared).any())
+
+
+def max_pool2d_backward_cases(fn: Callable[..., torch.Tensor], hidden: bool = False
+                              ) -> list[Case]:
+    generator = torch.Generator().manual_seed(8765 if hidden else 5)
+    configs = list(_BACKWARD_CONFIGS)
+    if hidden:
+        for description, shape, kernel, stride, _, _ in _random_configs(generator, 8):
+            configs.append((description, shape, kernel, stride))
+    cases = []
+    for description, shape, kernel, stride in configs:
+        x = torch.randn(shape, generator=generator)  # continuous values: no ties for the max
+        out_shape = F.max_pool2d(x, kernel, stride).shape
+        grad_output = torch.randn(out_shape, generator=generator)
+
+        def run(x=x, grad_output=grad_output, kernel=kernel, stride=stride) -> None:
+            with _forbid(autograd=True):
+                got = fn(x.clone(), grad_output.clone(), kernel, stride)
+            got = as_tensor(got, "the gradient")
+            expected = _autograd_pool_grad(F.max_pool2d, x, grad_output, kernel, stride)
+            if tuple(got.shape) != tuple(x.shape):
+                raise CaseFailed(f"the gradient has shape {tuple(got.shape)}; a gradient has "
+                                 f"the shape of the input x, {tuple(x.shape)}", diagnosed=True)
+            try:
+                expect_close(got, expected, "the gradient")
+            except CaseFailed as failure:
+                wins = _autograd_pool_grad(F.max_pool2d, x, torch.ones_like(grad_output),
+                                           kernel, stride)
+                if _overwrote_shared_maxima(got, expected, wins):
+                    raise CaseFailed(
+                        "where windows overlap, one input position can be the maximum of "
+                        "several windows, and it must receive the SUM of their gradients; "
+                        "yours kept only one (use += instead of =)", diagnosed=True) from None
+                explanation = _diagnose(got, _backward_mistakes(x, grad_output, kernel, stride))
+                raise CaseFailed(explanation or str(failure), diagnosed=bool(explanation)) \
+                    from None
+
+        cases.append(Case(f"{description}: input {tuple(shape)}, kernel {kernel}, "
+                          f"stride {stride}", run))
+    return cases
+
+
+# ---- shapes through a conv-pool stack -------------------------------------------------------
+
+LayerSpec = tuple
+# (description, input (C, H, W), layers)
+_STACKS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
+    ("LeNet-5's feature extractor", (1, 32, 32),
+     [("conv", 6, 5, 1, 0), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
+    ("padding 2 keeps 28x28", (1, 28, 28),
+     [("conv", 6, 5, 1, 2), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
+    ("AlexNet's overlapping 3x3 pooling with stride 2", (3, 227, 227),
+     [("conv", 96, 11, 4, 0), ("pool", 3, 2, 0), ("conv", 256, 5, 1, 2), ("pool", 3, 2, 0)]),
+    ("ResNet's stem: strided conv, padded pooling", (3, 224, 224),
+     [("conv", 64, 7, 2, 3), ("pool", 3, 2, 1)]),
+    ("non-square 45x61 input", (3, 45, 61),
+     [("conv", 8, 3, 1, 1), ("pool", 2, 2, 0), ("conv", 16, 3, 2, 0), ("pool", 3, 3, 0)]),
+    ("strides that do not divide evenly", (2, 15, 20),
+     [("pool", 2, 2, 0), ("conv", 4, 4, 3, 1), ("pool", 2, 1, 0)]),
+]
+
+
+def build_stack(in_channels: int, layers: Sequence[LayerSpec]) -> nn.Sequential:
+    """The real ``nn.Sequential`` a list of layer tuples describes (pooling as max pooling)."""
+    modules: list[nn.Module] = []
+    channels = in_channels
+    for layer in layers:
+        if layer[0] == "conv":
+            _, out_channels, kernel, stride, padding = layer
+            modules.append(nn.Conv2d(channels, out_channels, kernel, stride, padding))
+            channels = out_channels
+        elif layer[0] == "pool":
+            _, kernel, stride, padding = layer
+            modules.append(nn.MaxPool2d(kernel, stride, padding))
+        else:
+            raise ValueError(f"unknown layer kind {layer[0]!r}: use 'conv' or 'pool'")
+    return nn.Sequential(*modules)
+
+
+def real_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec]
+                ) -> list[tuple[int, int, int]]:
+    """Run the real stack on zeros and record (C, H, W) after each layer."""
+    return list(_real_shapes(tuple(input_shape), tuple(tuple(layer) for layer in layers)))
+
+
+@functools.lru_cache(maxsize=64)
+@torch.no_grad()
+def _real_shapes(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...]
+                 ) -> tuple[tuple[int, int, int], ...]:
+    x = torch.zeros(1, *input_shape)
+    shapes = []
+    for module in build_stack(input_shape[0], layers):
+        x = module(x)
+        shapes.append(tuple(x.shape[1:]))
+    return tuple(shapes)
+
+
+def _mistaken_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec], *,
+                     keep_channels: bool = False, pool_stride_one: bool = False,
+                     round_up: bool = False, square: bool = False, no_padding: bool = False
+                     ) -> list[tuple[int, int, int]]:
+    channels, height, width = input_shape
+    shapes = []
+    for layer in layers:
+        if layer[0] == "conv":
+            _, out_channels, kernel, stride, padding = layer
+            channels = channels if keep_channels else out_channels
+        else:
+            _, kernel, stride, padding = layer
+            stride = 1 if pool_stride_one else stride
+        padding = 0 if no_padding else padding
+        rounding = math.ceil if round_up else math.floor
+        height = rounding((height + 2 * padding - kernel) / stride) + 1
+        width = height if square else rounding((width + 2 * padding - kernel) / stride) + 1
+        shapes.append((channels, height, width))
+    return shapes
+
+
+_SHAPE_MISTAKES = {
+    "keep_channels": "a convolution's output has out_channels channels (one per kernel), "
+                     "whatever the input had",
+    "pool_stride_one": "a pooling layer moves its window `stride` pixels at a time, so "
+                       "('pool', 2, 2, 0) halves height and width",
+    "round_up": "when the windows do not fit evenly, the size rounds down: "
+                "o = (n + 2p - k) // s + 1",
+    "square": "the input is not square: compute the height and the width each with their own "
+              "size",
+    "no_padding": "you left out the padding: it adds 2p to the size before the window slides",
+}
+
+
+def _as_shape_list(got: object, count: int) -> list[tuple[int, ...]]:
+    if not isinstance(got, list | tuple) or len(got) != count:
+        size = len(got) if isinstance(got, list | tuple) else type(got).__name__
+        raise CaseFailed(f"return one shape per layer: a list of {count} (C, H, W) tuples "
+                         f"(got {size!r})", diagnosed=True)
+    shapes = []
+    for index, shape in enumerate(got):
+        if not isinstance(shape, list | tuple | torch.Size) or len(shape) != 3:
+            raise CaseFailed(f"entry {index} is {shape!r}; each entry should be a "
+                             "(C, H, W) tuple", diagnosed=True)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+            if all(isinstance(v, float) and v.is_integer() for v in shape):
+                raise CaseFailed(f"entry {index} is {tuple(shape)!r}, floats; sizes are whole "
+                                 "numbers: use floor division //", diagnosed=True)
+            raise CaseFailed(f"entry {index} is {tuple(shape)!r}; sizes should be ints",
+                             diagnosed=True)
+        shapes.append(tuple(shape))
+    return shapes
+
+
+def pooled_shapes_cases(fn: Callable[..., list], hidden: bool = False) -> list[Case]:
+    stacks = list(_STACKS)
+    if hidden:
+        generator = torch.Generator().manual_seed(2468)
+        while len(stacks) < len(_STACKS) + 8:
+            channels, height, width = (int(v) for v in torch.randint(1, 40, (3,),
+                                                                    generator=generator))
+            size = (channels % 3 + 1, height + 30, width + 30)
+            layers: list[LayerSpec] = []
+            for step in range(4):
+                k, s = (int(v) for v in torch.randint(1, 5, (2,), generator=generator))
+                p = int(torch.randint(0, k // 2 + 1, (1,), generator=generator))
+                layers.append(("conv", 4 + step, k, s, p) if step % 2 == 0 else
+                              ("pool", k, s, p))
+            try:
+                real_shapes(size, layers)
+            except RuntimeError:  # the random stack shrank below one pixel
+                continue
+            stacks.append((f"random stack on {size}", size, layers))
+    cases = []
+    for description, input_shape, layers in stacks:
+        def run(input_shape=input_shape, layers=layers) -> None:
+            got = _as_shape_list(fn(tuple(input_shape), [tuple(layer) for layer in layers]),
+                                 len(layers))
+            expected = real_shapes(input_shape, layers)
+            if got == expected:
+                return
+            for flag, explanation in _SHAPE_MISTAKES.items():
+                if got == _mistaken_shapes(input_shape, layers, **{flag: True}):
+                    raise CaseFailed(explanation, diagnosed=True)
+            index = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
+            raise CaseFailed(f"after layer {index} {layers[index]}, you give {got[index]}, but "
+                             f"the real stack gives {expected[index]}")
+        cases.append(Case(f"{description}, input {input_shape}", run))
+    return cases
+
+
+EXERCISES: dict[str, Exercise] = {
+    "max_pool2d": Exercise(
+        max_pool2d_cases, "all {n} cases match F.max_pool2d.",
+        "pad with -inf, then window (i, j) covers rows i*s .. i*s+k-1 and columns j*s .. j*s+k-1 "
+        "of the padded input; the output size is (n + 2p - k) // s + 1."),
+    "avg_pool2d": Exercise(
+        avg_pool2d_cases, "all {n} cases match F.avg_pool2d.",
+        "pad with zeros, take the mean of each k x k window (dividing by k*k, padded zeros "
+        "included); the output size is (n + 2p - k) // s + 1."),
+    "max_pool2d_backward": Exercise(
+        max_pool2d_backward_cases, "all {n} cases match autograd through F.max_pool2d.",
+        "start from zeros shaped like x; for each output (i, j), find where its window's maximum "
+        "is and add grad_output[..., i, j] there."),
+    "pooled_shapes": Exercise(
+        pooled_shapes_cases, "all {n} stacks give the shapes the real layers produce.",
+        "for every layer o = (n + 2p - k) // s + 1 for height and width separately; a conv "
+        "sets the channels to out_channels, a pooling keeps them."),
+}
+
+
+def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+    """Run one exercise's cases without printing (used by tests and grading)."""
+    return EXERCISES[exercise].run(exercise, fn, hidden)
+
+
+def check_max_pool2d(fn: PoolFn) -> None:
+    """Compare a max pooling written from scratch with ``F.max_pool2d``."""
+    report(run_check("max_pool2d", fn))
+
+
+def check_avg_pool2d(fn: PoolFn) -> None:
+    """Compare an average pooling written from scratch with ``F.avg_pool2d``."""
+    report(run_check("avg_pool2d", fn))
+
+
+def check_max_pool2d_backward(fn: Callable[..., torch.Tensor]) -> None:
+    """Compare a hand-written max-pooling gradient with autograd's."""
+    report(run_check("max_pool2d_backward", fn))
+
+
+def check_pooled_shapes(fn: Callable[..., list]) -> None:
+    """Compare predicted shapes with those of the real conv-pool stack."""
+    report(run_check("pooled_shapes", fn))

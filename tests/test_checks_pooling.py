@@ -1,0 +1,287 @@
+"""The Chapter 3 checkers pass correct answers and catch plausible wrong ones by name."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnn_course.checks import pooling as checks
+from cnn_course.checks.core import has_passed, solved_or_reference
+from cnn_course.reference import pooling as reference
+
+
+def run(exercise, fn, hidden=False):
+    return checks.run_check(exercise, fn, hidden=hidden)
+
+
+def windows(x, k, s, p, fill):
+    """[N, C, H_out, W_out, k*k] windows, written without PyTorch's pooling."""
+    x = F.pad(x, (p, p, p, p), value=fill)
+    patches = x.unfold(2, k, s).unfold(3, k, s)
+    return patches.reshape(*patches.shape[:4], k * k)
+
+
+# ---- correct answers and stubs --------------------------------------------------------------
+
+def test_reference_answers_pass_visible_and_hidden_cases():
+    for exercise in checks.EXERCISES:
+        for hidden in (False, True):
+            result = run(exercise, getattr(reference, exercise), hidden)
+            assert result.passed, result.message
+    assert run("max_pool2d", reference.max_pool2d, hidden=True).cases_run > \
+        run("max_pool2d", reference.max_pool2d).cases_run
+
+
+def test_unsolved_stub_is_reported_as_not_solved():
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+    for exercise in checks.EXERCISES:
+        result = run(exercise, stub)
+        assert not result.passed and "not solved yet" in result.message
+
+
+def test_visible_cases_cover_the_edge_cases_the_brief_names():
+    configs = checks._POOL_CONFIGS
+    assert any(shape[0] > 1 and shape[1] > 1 for _, shape, *_ in configs)      # batch, channels
+    assert any(shape[2] != shape[3] for _, shape, *_ in configs)                # non-square
+    assert any(s is not checks.OMIT and s < k for _, _, k, s, _, _ in configs)  # overlapping
+    assert any(s is checks.OMIT for _, _, _, s, _, _ in configs)                # default stride
+    assert any(p > 0 and negative for *_, p, negative in configs)               # -inf padding
+    assert any(s is not checks.OMIT and (n - k) % s for _, (*_, n), k, s, _, _ in configs)
+
+
+# ---- max pooling ----------------------------------------------------------------------------
+
+def test_max_pool_ignoring_stride_is_named():
+    result = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, 1, padding, -math.inf).amax(-1))
+    assert not result.passed and "what stride 1 gives" in result.message
+
+
+def test_max_pool_wrong_stride_default_is_named():
+    def default_one(x, k, stride=None, padding=0):
+        return windows(x, k, stride or 1, padding, -math.inf).amax(-1)
+    result = run("max_pool2d", default_one)
+    assert not result.passed and "stride=None means stride = kernel_size" in result.message
+
+
+def test_max_pool_always_stride_kernel_is_named():
+    result = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, k, padding, -math.inf).amax(-1))
+    assert not result.passed and "stride = kernel_size = 3 gives" in result.message
+
+
+def test_max_pool_zero_padding_is_named_on_negative_input():
+    result = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, stride or k, padding, 0.0).amax(-1))
+    assert not result.passed and "all-negative" in result.message
+    assert "pads with -inf" in result.message and "Hint" not in result.message
+
+
+def test_max_pool_ignoring_padding_is_named():
+    result = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, stride or k, 0, -math.inf).amax(-1))
+    assert not result.passed and "ignores the padding" in result.message
+
+
+def test_max_pool_rounding_up_is_named():
+    def ceil_pool(x, k, stride=None, padding=0):
+        s = stride or k
+        h, w = (math.ceil((n + 2 * padding - k) / s) + 1 for n in x.shape[-2:])
+        padded = F.pad(x, (padding, padding + s, padding, padding + s), value=-math.inf)
+        return windows(padded, k, s, 0, -math.inf).amax(-1)[..., :h, :w]
+    result = run("max_pool2d", ceil_pool)
+    assert not result.passed and "rounds down" in result.message and "ceil_mode" in result.message
+
+
+def test_average_instead_of_max_and_builtin_are_refused():
+    result = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, stride or k, padding, 0.0).mean(-1))
+    assert not result.passed and "window's average" in result.message
+    builtin = run("max_pool2d", lambda x, k, stride=None, padding=0:
+                  torch.nn.MaxPool2d(k, stride, padding)(x))
+    assert not builtin.passed and "built-in pooling" in builtin.message
+    # the guard is lifted afterwards
+    assert F.max_pool2d(torch.arange(4.0).view(1, 1, 2, 2), 2).item() == 3.0
+    assert F.avg_pool2d(torch.arange(4.0).view(1, 1, 2, 2), 2).item() == 1.5
+
+
+# ---- average pooling ------------------------------------------------------------------------
+
+def test_avg_pool_excluding_padded_zeros_is_named():
+    def exclude_padding(x, k, stride=None, padding=0):
+        s = stride or k
+        total = windows(x, k, s, padding, 0.0).sum(-1)
+        counts = windows(torch.ones_like(x[:1, :1]), k, s, padding, 0.0).sum(-1)
+        return total / counts
+    result = run("avg_pool2d", exclude_padding)
+    assert not result.passed and "count_include_pad=True" in result.message
+    assert "Hint" not in result.message
+
+
+def test_avg_pool_sum_max_and_stride_mistakes_are_named():
+    summed = run("avg_pool2d", lambda x, k, stride=None, padding=0:
+                 windows(x, k, stride or k, padding, 0.0).sum(-1))
+    assert "did not divide by kernel_size**2" in summed.message
+    maxed = run("avg_pool2d", lambda x, k, stride=None, padding=0:
+                windows(x, k, stride or k, padding, -math.inf).amax(-1))
+    assert "window's maximum" in maxed.message
+    default = run("avg_pool2d", lambda x, k, stride=None, padding=0:
+                  windows(x, k, stride or 1, padding, 0.0).mean(-1))
+    assert "stride=None means stride = kernel_size" in default.message
+
+
+def test_learner_exception_and_wrong_type_are_reported_without_traceback():
+    def broken(x, k, stride=None, padding=0):
+        return x[5]
+    result = run("avg_pool2d", broken)
+    assert "your code raised IndexError" in result.message and "in broken, line" in result.message
+    assert "should be a torch.Tensor" in run("avg_pool2d", lambda *a, **kw: [[0.0]]).message
+
+
+# ---- the backward pass ----------------------------------------------------------------------
+
+def test_backward_spreading_like_average_pooling_is_named():
+    def spread(x, grad_output, k, s):
+        grad = torch.zeros_like(x)
+        for i in range(grad_output.shape[-2]):
+            for j in range(grad_output.shape[-1]):
+                grad[..., i * s:i * s + k, j * s:j * s + k] += \
+                    grad_output[..., i:i + 1, j:j + 1] / (k * k)
+        return grad
+    result = run("max_pool2d_backward", spread)
+    assert not result.passed and "average pooling's backward" in result.message
+    assert "Hint" not in result.message
+
+
+def test_backward_copying_gradient_to_whole_window_is_named():
+    def copy_all(x, grad_output, k, s):
+        grad = torch.zeros_like(x)
+        for i in range(grad_output.shape[-2]):
+            for j in range(grad_output.shape[-1]):
+                grad[..., i * s:i * s + k, j * s:j * s + k] += grad_output[..., i:i + 1, j:j + 1]
+        return grad
+    result = run("max_pool2d_backward", copy_all)
+    assert not result.passed and "every position of its window" in result.message
+
+
+def overwriting_backward(x, grad_output, k, s):
+    grad = torch.zeros_like(x)
+    n, c = x.shape[:2]
+    for i in range(grad_output.shape[-2]):
+        for j in range(grad_output.shape[-1]):
+            window = x[..., i * s:i * s + k, j * s:j * s + k].reshape(n, c, -1)
+            winner = window.argmax(-1)
+            for b in range(n):
+                for ch in range(c):
+                    row = i * s + int(winner[b, ch]) // k
+                    col = j * s + int(winner[b, ch]) % k
+                    grad[b, ch, row, col] = grad_output[b, ch, i, j]  # overwrites
+    return grad
+
+
+def test_backward_overwriting_instead_of_adding_is_named():
+    result = run("max_pool2d_backward", overwriting_backward)
+    assert not result.passed and "overlapping windows" in result.message
+    assert "use += instead of =" in result.message
+    # it passes the cases without overlap, so the failure is the first overlapping one
+    assert "stride 1" in result.message
+
+
+def test_the_overlap_case_really_has_shared_maxima():
+    x = torch.randn(1, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    wins = reference.max_pool2d_backward(x, torch.ones(1, 1, 4, 4), 3, 1)
+    assert (wins >= 2).any()
+
+
+def test_backward_other_mistakes_are_named():
+    def ones_at_max(x, grad_output, k, s):
+        return reference.max_pool2d_backward(x, torch.ones_like(grad_output), k, s)
+    assert "chain rule" in run("max_pool2d_backward", ones_at_max).message
+
+    def stride_one(x, grad_output, k, s):
+        return reference.max_pool2d_backward(x, grad_output, k, 1)
+    assert "with stride 1, but the stride is 2" in run("max_pool2d_backward",
+                                                       stride_one).message
+
+    def wrong_shape(x, grad_output, k, s):
+        return torch.zeros_like(grad_output)
+    assert "the shape of the input x" in run("max_pool2d_backward", wrong_shape).message
+
+
+def test_backward_with_autograd_is_refused_and_restored():
+    def with_autograd(x, grad_output, k, s):
+        leaf = x.clone().requires_grad_(True)
+        reference.max_pool2d(leaf, k, s).backward(grad_output)
+        return leaf.grad
+    result = run("max_pool2d_backward", with_autograd)
+    assert not result.passed and "used autograd" in result.message
+    leaf = torch.ones(2, requires_grad=True)
+    (leaf * 3).sum().backward()
+    assert leaf.grad.tolist() == [3.0, 3.0]
+
+
+# ---- shapes through a stack -----------------------------------------------------------------
+
+def shapes_with(input_shape, layers, *, keep_channels=False, pool_stride=None, rounding=None,
+                square=False):
+    c, h, w = input_shape
+    out = []
+    for layer in layers:
+        if layer[0] == "conv":
+            _, c_out, k, s, p = layer
+            c = c if keep_channels else c_out
+        else:
+            _, k, s, p = layer
+            s = pool_stride or s
+        rnd = rounding or math.floor
+        h = rnd((h + 2 * p - k) / s) + 1
+        w = h if square else rnd((w + 2 * p - k) / s) + 1
+        out.append((c, h, w))
+    return out
+
+
+def test_shape_mistakes_are_named():
+    cases = {
+        "out_channels channels": dict(keep_channels=True),
+        "halves height and width": dict(pool_stride=1),
+        "the size rounds down": dict(rounding=math.ceil),
+        "not square": dict(square=True),
+    }
+    for message, mistake in cases.items():
+        result = run("pooled_shapes", lambda shape, layers, m=mistake: shapes_with(shape, layers,
+                                                                                   **m))
+        assert not result.passed and message in result.message, result.message
+
+
+def test_shape_return_types_are_explained():
+    with_batch = run("pooled_shapes", lambda shape, layers: [(1, *s) for s in
+                                                             reference.pooled_shapes(shape,
+                                                                                     layers)])
+    assert "(C, H, W) tuple" in with_batch.message
+    floats = run("pooled_shapes", lambda shape, layers: [tuple(float(v) for v in s) for s in
+                                                         reference.pooled_shapes(shape, layers)])
+    assert "floor division" in floats.message
+    last_only = run("pooled_shapes", lambda shape, layers: reference.pooled_shapes(shape,
+                                                                                   layers)[-1])
+    assert "one shape per layer" in last_only.message
+
+
+def test_real_shapes_run_the_real_stack():
+    assert checks.real_shapes((1, 32, 32), checks._STACKS[0][2]) == \
+        [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5)]
+    assert checks.real_shapes((3, 227, 227), checks._STACKS[2][2])[-1] == (256, 13, 13)
+    assert checks.real_shapes((3, 224, 224), checks._STACKS[3][2]) == [(64, 112, 112),
+                                                                       (64, 56, 56)]
+
+
+def test_printed_verdict_and_fallback(capsys):
+    checks.check_pooled_shapes(reference.pooled_shapes)
+    assert capsys.readouterr().out.startswith("✅ pooled_shapes")
+    assert has_passed("pooled_shapes")
+    checks.check_max_pool2d(lambda *a, **k: torch.zeros(1))
+    assert capsys.readouterr().out.startswith("❌ max_pool2d")
+    learner = object()
+    assert solved_or_reference("max_pool2d", learner, reference.max_pool2d) \
+        is reference.max_pool2d
+    assert "reference implementation" in capsys.readouterr().out
