@@ -1,0 +1,549 @@
+"""Checkers for Chapter 4: fully connected layers.
+
+Each ``check_*`` function prints one verdict line; each ``*_cases`` function lists the cases,
+so that a grader can run them with other seeds (``hidden=True``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import Permute
+
+import cnn_course.summary as summary_module
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    as_tensor,
+    expect_close,
+    report,
+)
+from cnn_course.summary import model_summary
+
+# ---- integers -------------------------------------------------------------------------------
+
+
+def _expect_int(got: object, what: str = "your function") -> int:
+    """Accept Python and 0-d tensor integers; explain floats and shapes."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
+        return int(got.item())
+    if isinstance(got, bool):
+        raise CaseFailed(f"{what} returned {got!r}, a bool; return the count as an int",
+                         diagnosed=True)
+    if isinstance(got, float):
+        if got.is_integer():
+            raise CaseFailed(f"{what} returned {got!r}, a float; counts and sizes are whole "
+                             "numbers: use int arithmetic (// instead of /)", diagnosed=True)
+        raise CaseFailed(f"{what} returned {got!r}, which is not a whole number; sizes come "
+                         "from floor division //", diagnosed=True)
+    if isinstance(got, tuple | list | torch.Size):
+        raise CaseFailed(f"{what} returned {tuple(got)!r}, a shape; return the number of "
+                         "values, the product of its entries, as one int", diagnosed=True)
+    if not isinstance(got, int):
+        raise CaseFailed(f"{what} returned {got!r} ({type(got).__name__}); expected an int")
+    return got
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ---- Exercise 1: parameters of one Linear layer ---------------------------------------------
+
+_LINEAR_CONFIGS = [(1024, 64, True), (64, 10, True), (16, 133, True), (784, 128, True),
+                   (3, 1, True), (1, 5, True), (10, 10, False), (400, 120, True),
+                   (128, 7, False)]
+
+
+def linear_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
+    configs = list(_LINEAR_CONFIGS)
+    if hidden:
+        generator = torch.Generator().manual_seed(41)
+        for _ in range(10):
+            a, b = (int(v) for v in torch.randint(1, 600, (2,), generator=generator))
+            configs.append((a, b, bool(a % 3)))
+    cases = []
+    for n_in, n_out, bias in configs:
+        def run(n_in=n_in, n_out=n_out, bias=bias) -> None:
+            got = _expect_int(fn(n_in, n_out, bias=bias))
+            expected = _count(nn.Linear(n_in, n_out, bias=bias, device="meta"))
+            if got == expected:
+                return
+            if bias and got == n_in * n_out:
+                raise CaseFailed(f"returned {got} = {n_in}x{n_out}, the weights only: add the "
+                                 f"{n_out} biases, one per output feature", diagnosed=True)
+            if bias and got == n_in * n_out + n_in:
+                raise CaseFailed(f"returned {got}: there is one bias per OUTPUT feature "
+                                 f"({n_out}), not per input feature ({n_in})", diagnosed=True)
+            if not bias and got == n_in * n_out + n_out:
+                raise CaseFailed(f"returned {got}, but with bias=False the layer has no biases, "
+                                 f"only {n_in}x{n_out} weights", diagnosed=True)
+            if got == (n_in + 1) * (n_out + 1):
+                raise CaseFailed(f"returned {got} = ({n_in}+1)x({n_out}+1); the weight matrix "
+                                 f"is {n_out}x{n_in}, plus {n_out} biases", diagnosed=True)
+            raise CaseFailed(f"returned {got}, but nn.Linear({n_in}, {n_out}, bias={bias}) has "
+                             f"{expected} parameters")
+        cases.append(Case(f"Linear({n_in}, {n_out}, bias={bias})", run))
+    return cases
+
+
+# ---- Exercise 2: parameters of a whole MLP --------------------------------------------------
+
+_MLP_CONFIGS = [[784, 10], [784, 128, 10], [1024, 64, 10], [784, 256, 128, 64, 10],
+                [2, 3, 1], [400, 120, 84, 10], [10]]
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    return nn.Sequential(*(nn.Linear(a, b, device="meta") for a, b in pairwise(sizes)))
+
+
+def mlp_params_cases(fn: Callable[[list[int]], int], hidden: bool = False) -> list[Case]:
+    configs = [list(c) for c in _MLP_CONFIGS]
+    if hidden:
+        generator = torch.Generator().manual_seed(42)
+        for depth in range(2, 7):
+            configs.append([int(v) for v in torch.randint(1, 300, (depth,), generator=generator)])
+    cases = []
+    for sizes in configs:
+        def run(sizes=sizes) -> None:
+            got = _expect_int(fn(list(sizes)))
+            expected = _count(_mlp(sizes))
+            if got == expected:
+                return
+            pairs = list(pairwise(sizes))
+            weights = sum(a * b for a, b in pairs)
+            if len(sizes) == 1:
+                raise CaseFailed(f"returned {got}, but a single size [{sizes[0]}] is only an "
+                                 "input: there is no Linear layer, so 0 parameters",
+                                 diagnosed=True)
+            if got == weights:
+                raise CaseFailed(f"returned {got}, the weights only: each Linear layer also "
+                                 "has one bias per output unit", diagnosed=True)
+            if got == weights + sum(sizes):
+                raise CaseFailed(f"returned {got}: that gives the {sizes[0]} inputs biases too; "
+                                 "biases belong to the layers, one per output unit, so the "
+                                 "input size adds none", diagnosed=True)
+            if got == weights + sum(a for a, _ in pairs):
+                raise CaseFailed(f"returned {got}: a Linear layer has one bias per OUTPUT unit, "
+                                 "not per input unit", diagnosed=True)
+            if got == math.prod(sizes) or got == math.prod(sizes) + sum(sizes[1:]):
+                raise CaseFailed(f"returned {got}: a network's count is the SUM over its Linear "
+                                 "layers, each joining two consecutive sizes", diagnosed=True)
+            layers = ", ".join(f"Linear({a}, {b})" for a, b in pairs)
+            verb = "has" if len(pairs) == 1 else "together have"
+            raise CaseFailed(f"returned {got}, but {layers} {verb} {expected} parameters")
+        cases.append(Case(f"sizes {sizes}", run))
+    return cases
+
+
+# ---- Exercise 3: the in_features of the first Linear layer ----------------------------------
+
+def _shape_after(input_shape: tuple[int, int, int], specs: Sequence[tuple]) -> tuple[int, ...]:
+    from cnn_course.reference.fully_connected import layers_from_specs
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # leave the learner's seed alone
+        out = layers_from_specs(input_shape[0], specs)(torch.zeros(1, *input_shape))
+    return tuple(out.shape[1:])
+
+
+_FLATTEN_CONFIGS = [
+    ("the CIFAR-10 model", (3, 32, 32),
+     [("conv", 32, 5, 1, 2), ("pool", 2, 2), ("conv", 32, 5, 1, 2), ("pool", 2, 2),
+      ("conv", 64, 5, 1, 2), ("pool", 2, 2)]),
+    ("LeNet-5 style, no padding", (1, 32, 32),
+     [("conv", 6, 5, 1, 0), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("pool", 2, 2)]),
+    ("MNIST, padding 2 then none", (1, 28, 28),
+     [("conv", 6, 5, 1, 2), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("pool", 2, 2)]),
+    ("no layers: Flatten on the input itself", (3, 8, 8), []),
+    ("non-square 40x24 input", (3, 40, 24), [("conv", 8, 3, 1, 1), ("pool", 2, 2)]),
+    ("stride 2 that does not divide evenly", (1, 28, 28),
+     [("conv", 4, 3, 2, 0), ("pool", 2, 2)]),
+    ("overlapping pooling, AlexNet's first stage", (3, 227, 227),
+     [("conv", 96, 11, 4, 0), ("pool", 3, 2)]),
+    ("pooling first, odd size", (1, 15, 15), [("pool", 2, 2), ("conv", 5, 3, 1, 0)]),
+]
+
+
+def _random_specs(generator: torch.Generator) -> tuple[tuple[int, int, int], list[tuple]]:
+    def rand(low: int, high: int) -> int:
+        return int(torch.randint(low, high, (1,), generator=generator))
+    shape = (rand(1, 5), rand(20, 70), rand(20, 70))
+    specs, height, width = [], shape[1], shape[2]
+    for _ in range(rand(1, 5)):
+        if rand(0, 2):
+            kernel, stride, padding = rand(1, 6), rand(1, 3), rand(0, 3)
+            spec = ("conv", rand(1, 40), kernel, stride, padding)
+        else:
+            kernel, stride, padding = rand(2, 4), rand(1, 4), 0
+            spec = ("pool", kernel, stride)
+        if kernel > min(height, width) + 2 * padding or 2 * padding > kernel:
+            continue
+        specs.append(spec)
+        height = (height + 2 * padding - kernel) // stride + 1
+        width = (width + 2 * padding - kernel) // stride + 1
+    return shape, specs
+
+
+def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
+    configs = list(_FLATTEN_CONFIGS)
+    if hidden:
+        generator = torch.Generator().manual_seed(43)
+        configs += [(f"random layers #{i}", *_random_specs(generator)) for i in range(12)]
+    cases = []
+    for description, input_shape, specs in configs:
+        def run(input_shape=input_shape, specs=specs) -> None:
+            got = _expect_int(fn(tuple(input_shape), [tuple(s) for s in specs]))
+            channels, *spatial = _shape_after(input_shape, specs)
+            expected = channels * math.prod(spatial)
+            if got == expected:
+                return
+            real = " x ".join(map(str, (channels, *spatial)))
+            if got == math.prod(spatial) and channels > 1:
+                raise CaseFailed(f"returned {got} = {' x '.join(map(str, spatial))}, the size of "
+                                 f"one feature map; Flatten keeps all {channels} channels, so "
+                                 f"there are {real} = {expected} values", diagnosed=True)
+            if got == input_shape[0] * math.prod(spatial) and input_shape[0] != channels:
+                raise CaseFailed(f"returned {got}: you kept the input's {input_shape[0]} "
+                                 f"channel(s), but after a conv layer the channel count is its "
+                                 f"out_channels; the real output is {real} = {expected}",
+                                 diagnosed=True)
+            if got > expected and expected and got % expected == 0:
+                raise CaseFailed(f"returned {got} = {got // expected} x {expected}: in_features "
+                                 "counts the values of ONE image; leave the batch dimension "
+                                 "out", diagnosed=True)
+            raise CaseFailed(f"returned {got}, but the real layers output {real} = {expected} "
+                             "values per image")
+        cases.append(Case(f"{description}: input {input_shape}, layers {specs}", run))
+    return cases
+
+
+# ---- Exercise 4: a summary table ------------------------------------------------------------
+
+def _keras_example() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 16, 2), nn.MaxPool2d(2), Permute([0, 2, 3, 1]),
+                         nn.Linear(16, 133))
+
+
+def _cifar_model() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(2), nn.Conv2d(32, 32, 5, padding=2),
+        nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(1024, 64), nn.Linear(64, 10))
+
+
+_TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = [
+    ("an MLP on plain vectors", lambda: nn.Sequential(nn.Linear(10, 5), nn.ReLU(),
+                                                      nn.Linear(5, 1)), (10,)),
+    ("an MLP on MNIST", lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
+                                              nn.Linear(128, 10)), (1, 28, 28)),
+    ("the CIFAR-10 model", _cifar_model, (3, 32, 32)),
+    ("a Linear layer on a 4-D tensor (Keras' Dense(133) example)", _keras_example,
+     (3, 224, 224)),
+    ("Linear on the width axis of feature maps", lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.Linear(26, 5)), (1, 28, 28)),
+    ("non-square input, stride 2, Linear without bias, Dropout", lambda: nn.Sequential(
+        nn.Conv2d(2, 3, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(135, 7, bias=False),
+        nn.Dropout(0.5)), (2, 12, 20)),
+    ("LeNet-5 style with average pooling and tanh", lambda: nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84),
+        nn.Tanh(), nn.Linear(84, 10)), (1, 32, 32)),
+]
+
+_HIDDEN_TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = [
+    ("a global-average-pooling head", lambda: nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 4)), (3, 17, 23)),
+    ("Linear layers on a sequence of vectors", lambda: nn.Sequential(
+        nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)), (5, 6)),
+    ("stride 3 with padding", lambda: nn.Sequential(
+        nn.Conv2d(1, 5, 4, stride=3, padding=2), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(5 * 5 * 5, 3)), (1, 28, 29)),
+]
+
+_RUN_BATCHED = ("run a batch of one image, torch.zeros(1, *input_shape): nn.Flatten keeps "
+                "dimension 0 as the batch, so an image WITHOUT a batch dimension gets flattened "
+                "along the wrong axes")
+
+
+@contextlib.contextmanager
+def _forbid_model_summary() -> Iterator[None]:
+    """Make ``cnn_course.summary.model_summary`` fail however the learner imported it."""
+    def refuse(*args, **kwargs):
+        raise CaseFailed("your function used cnn_course.summary.model_summary; the exercise is "
+                         "to walk the layers yourself", diagnosed=True)
+    saved = summary_module.LayerRow
+    summary_module.LayerRow = refuse  # model_summary builds its rows with it
+    try:
+        yield
+    finally:
+        summary_module.LayerRow = saved
+
+
+def _run_unbatched(model: nn.Sequential, input_shape: tuple[int, ...]
+                   ) -> tuple[list[tuple[int, ...]] | None, str | None]:
+    """What a learner gets by feeding one image without a batch dimension: the output shapes
+    if every layer accepts it, else the error message of the first layer that refuses."""
+    shapes, x = [], torch.zeros(*input_shape)
+    try:
+        with torch.no_grad():
+            for layer in model:
+                x = layer(x)
+                shapes.append(tuple(x.shape))
+    except Exception as error:
+        return None, str(error)
+    return shapes, None
+
+
+def _as_row(row: object, index: int) -> tuple[object, tuple, object]:
+    if not isinstance(row, tuple | list) or len(row) != 3:
+        raise CaseFailed(f"row {index} is {row!r}; each row should be a tuple "
+                         "(class name, output shape, parameter count)", diagnosed=True)
+    kind, shape, params = row
+    if not isinstance(shape, tuple | list | torch.Size) or not all(
+            isinstance(v, int) for v in shape):
+        raise CaseFailed(f"row {index} has output shape {shape!r}; give a tuple of ints such as "
+                         "tuple(x.shape[1:])", diagnosed=True)
+    return kind, tuple(shape), params
+
+
+def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Case]:
+    cases = []
+    for description, make, input_shape in _TABLE_MODELS + (_HIDDEN_TABLE_MODELS if hidden else []):
+        def run(make=make, input_shape=input_shape) -> None:
+            with torch.random.fork_rng(devices=[]):  # leave the learner's seed alone
+                torch.manual_seed(1 if hidden else 0)
+                model = make()
+                expected = [(r.kind, r.output_shape, r.params)
+                            for r in model_summary(model, input_shape).rows]
+                unbatched, unbatched_error = _run_unbatched(model, input_shape)
+                with _forbid_model_summary():
+                    try:
+                        got = fn(model, tuple(input_shape))
+                    except (NotImplementedError, CaseFailed):
+                        raise
+                    except Exception as error:
+                        if unbatched_error is None or str(error) != unbatched_error:
+                            raise
+                        raise CaseFailed(f"your code raised {type(error).__name__}: {error}. "
+                                         f"That is what happens without a batch dimension: "
+                                         f"{_RUN_BATCHED}", diagnosed=True) from None
+            if not isinstance(got, list | tuple):
+                raise CaseFailed(f"returned a {type(got).__name__}; return a list with one "
+                                 "tuple per layer", diagnosed=True)
+            if len(got) != len(expected):
+                raise CaseFailed(f"your table has {len(got)} rows, but the model has "
+                                 f"{len(expected)} layers: one row per layer, in order",
+                                 diagnosed=True)
+            rows = [_as_row(row, i) for i, row in enumerate(got)]
+            for i, ((kind, shape, params), (kind_e, shape_e, params_e), layer) in enumerate(
+                    zip(rows, expected, model, strict=True)):
+                where = f"row {i} ({kind_e})"
+                if kind != kind_e:
+                    raise CaseFailed(f"{where}: the first entry is {kind!r}; give the layer's "
+                                     f"class name, type(layer).__name__, here {kind_e!r}",
+                                     diagnosed=True)
+                if shape != shape_e:
+                    batch_kept = shape == (1, *shape_e)
+                    unbatched_run = unbatched is not None and shape in (unbatched[i],
+                                                                        unbatched[i][1:])
+                    if batch_kept and unbatched_run:
+                        raise CaseFailed(f"{where}: shape {shape}, expected {shape_e}. Either the "
+                                         "shapes still hold the batch dimension (leave it out), "
+                                         f"or the model ran on an image without one: "
+                                         f"{_RUN_BATCHED}", diagnosed=True)
+                    if batch_kept:
+                        raise CaseFailed(f"{where}: shape {shape} includes the batch dimension; "
+                                         f"leave it out: {shape_e}", diagnosed=True)
+                    if unbatched_run:
+                        raise CaseFailed(f"{where}: shape {shape}, expected {shape_e}: "
+                                         f"{_RUN_BATCHED}", diagnosed=True)
+                    raise CaseFailed(f"{where}: output shape {shape}, expected {shape_e}")
+                weights_only = sum(p.numel() for n, p in layer.named_parameters()
+                                   if n != "bias")
+                if params != params_e:
+                    if params_e != weights_only and params == weights_only:
+                        raise CaseFailed(f"{where}: {params} parameters counts the weights "
+                                         f"only; the bias adds {params_e - weights_only}",
+                                         diagnosed=True)
+                    raise CaseFailed(f"{where}: {params!r} parameters, expected {params_e}")
+        cases.append(Case(f"{description}, input {input_shape}", run))
+    return cases
+
+
+# ---- Exercise 5: hand-made features ---------------------------------------------------------
+
+_INK_CONFIGS = [  # description, (N, H, W), grid
+    ("one 4x4 image, 2x2 grid", (1, 4, 4), 2),
+    ("three 28x28 digits, 4x4 grid", (3, 28, 28), 4),
+    ("28x28, 7x7 grid", (2, 28, 28), 7),
+    ("a 1x1 grid is the mean of the image", (2, 28, 28), 1),
+    ("non-square 12x8 images, 4x4 grid of 3x2 cells", (2, 12, 8), 4),
+    ("a 28x28 grid gives the pixels themselves", (1, 28, 28), 28),
+]
+
+
+def _pooled(images: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    return F.avg_pool2d(images[:, None], cell)[:, 0]
+
+
+def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list[Case]:
+    generator = torch.Generator().manual_seed(44 if hidden else 4)
+    cases = []
+    configs = list(_INK_CONFIGS) + [("blank paper gives 0 everywhere", (2, 8, 8), 4),
+                                    ("solid ink gives 1 everywhere", (2, 8, 8), 2)]
+    for description, shape, grid in configs:
+        images = torch.rand(shape, generator=generator)
+        if description.startswith("blank"):
+            images.zero_()
+        elif description.startswith("solid"):
+            images.fill_(1.0)
+
+        def run(images=images, grid=grid) -> None:
+            n, height, width = images.shape
+            cell = (height // grid, width // grid)
+            grid_map = _pooled(images, cell)                 # PyTorch's average pooling
+            expected = grid_map.reshape(n, grid * grid)
+            got = as_tensor(fn(images.clone(), grid), "the output")
+            if tuple(got.shape) == (n, grid, grid):
+                raise CaseFailed(f"the output has shape {tuple(got.shape)}: flatten the grid "
+                                 f"into one row of {grid * grid} features per image",
+                                 diagnosed=True)
+            cells_if_grid_were_cell_size = (height // grid) * (width // grid)
+            if got.dim() == 2 and got.shape[0] == n and \
+                    got.shape[1] == cells_if_grid_were_cell_size != grid * grid:
+                raise CaseFailed(f"the output has {got.shape[1]} features: `grid` is the "
+                                 "number of cells along each side, not the size of a cell",
+                                 diagnosed=True)
+            try:
+                expect_close(got, expected, "the features")
+            except CaseFailed as failure:
+                got64 = got.detach().double()
+                if torch.allclose(got64, grid_map.transpose(1, 2).reshape(n, -1).double(),
+                                  atol=1e-5):
+                    raise CaseFailed("the cells are in the wrong order: go row by row, so that "
+                                     "cell (r, c) is feature r * grid + c", diagnosed=True
+                                     ) from None
+                if torch.allclose(got64, expected.double() * cell[0] * cell[1], atol=1e-4):
+                    raise CaseFailed("you summed each cell; the share of ink is the MEAN over "
+                                     f"the cell's {cell[0] * cell[1]} pixels, between 0 and 1",
+                                     diagnosed=True) from None
+                raise failure from None
+        cases.append(Case(f"{description} (images {tuple(shape)}, grid {grid})", run))
+    return cases
+
+
+# ---- Exercise 6: one-hot targets ------------------------------------------------------------
+
+_ONE_HOT_CONFIGS = [  # labels, num_classes
+    ([3, 0, 9], 10), ([7], 10), ([1, 1, 0, 1], 2), ([0, 1], 5), ([4, 2, 2, 8, 5], 9), ([], 10),
+]
+
+
+def one_hot_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list[Case]:
+    configs = list(_ONE_HOT_CONFIGS)
+    if hidden:
+        generator = torch.Generator().manual_seed(45)
+        configs.append((torch.randint(0, 10, (50,), generator=generator).tolist(), 10))
+        configs.append((torch.randint(0, 3, (7,), generator=generator).tolist(), 133))
+    cases = []
+    for labels_list, num_classes in configs:
+        def run(labels_list=labels_list, num_classes=num_classes) -> None:
+            labels = torch.tensor(labels_list, dtype=torch.long)
+            expected = F.one_hot(labels, num_classes).float()
+            got = as_tensor(fn(labels.clone(), num_classes), "the targets")
+            n = len(labels)
+            if tuple(got.shape) == (num_classes, n) and n != num_classes:
+                raise CaseFailed(f"the targets have shape {tuple(got.shape)}: one ROW per label, "
+                                 f"so [{n}, {num_classes}]", diagnosed=True)
+            if got.dim() == 2 and got.shape[0] == n and got.shape[1] != num_classes and n and \
+                    got.shape[1] == int(labels.max()) + 1:
+                raise CaseFailed(f"the targets have {got.shape[1]} columns (the largest label "
+                                 f"+ 1); there must be num_classes = {num_classes} columns "
+                                 "whatever labels this batch holds", diagnosed=True)
+            if tuple(got.shape) == tuple(expected.shape) and not got.is_floating_point():
+                raise CaseFailed(f"the targets have dtype {got.dtype}; loss functions compare "
+                                 "them with probabilities, so return floats (.float())",
+                                 diagnosed=True)
+            try:
+                expect_close(got, expected, "the targets")
+            except CaseFailed as failure:
+                for shift in (-1, 1):
+                    moved = (labels + shift) % num_classes  # -1 wraps round, as indexing does
+                    if torch.equal(got.detach().float(), F.one_hot(moved, num_classes).float()):
+                        raise CaseFailed(f"each 1 sits at position label {shift:+d}: class k "
+                                         "goes in column k (classes count from 0)",
+                                         diagnosed=True) from None
+                raise failure from None
+        cases.append(Case(f"labels {labels_list}, num_classes {num_classes}", run))
+    return cases
+
+
+EXERCISES: dict[str, Exercise] = {
+    "linear_params": Exercise(
+        linear_params_cases, "all {n} layers agree with nn.Linear.",
+        "a Linear(in, out) layer has an out x in weight matrix and one bias per output."),
+    "mlp_params": Exercise(
+        mlp_params_cases, "all {n} networks agree with a stack of nn.Linear layers.",
+        "add up linear_params(a, b) over consecutive pairs of sizes (a, b)."),
+    "flatten_size": Exercise(
+        flatten_size_cases, "all {n} cases agree with the real layers.",
+        "track (C, H, W) layer by layer: a conv sets C to its out_channels and shrinks H and W "
+        "by (n + 2p - k) // s + 1; a pool keeps C and shrinks H and W by (n - k) // s + 1; "
+        "the answer is C * H * W."),
+    "layer_table": Exercise(
+        layer_table_cases, "all {n} models match the layers' real shapes and counts.",
+        "start from x = torch.zeros(1, *input_shape); for each layer, x = layer(x), then record "
+        "type(layer).__name__, tuple(x.shape[1:]) and the sum of p.numel() over "
+        "layer.parameters()."),
+    "ink_features": Exercise(
+        ink_features_cases, "all {n} cases match PyTorch's average pooling.",
+        "reshape [N, H, W] to [N, grid, H // grid, grid, W // grid], take the mean over "
+        "dimensions 2 and 4, then reshape to [N, grid * grid]."),
+    "one_hot": Exercise(
+        one_hot_cases, "all {n} cases match F.one_hot.",
+        "start from torch.zeros(len(labels), num_classes) and set a 1 in column labels[i] of "
+        "each row i."),
+}
+
+
+def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+    """Run one exercise's cases without printing (used by tests and grading)."""
+    return EXERCISES[exercise].run(exercise, fn, hidden)
+
+
+def check_linear_params(fn: Callable[..., int]) -> None:
+    """Compare a Linear parameter count with ``nn.Linear`` (with and without bias)."""
+    report(run_check("linear_params", fn))
+
+
+def check_mlp_params(fn: Callable[[list[int]], int]) -> None:
+    """Compare an MLP's parameter count with a real stack of ``nn.Linear`` layers."""
+    report(run_check("mlp_params", fn))
+
+
+def check_flatten_size(fn: Callable[..., int]) -> None:
+    """Compare ``flatten_size(input_shape, specs)`` with real conv and pooling layers."""
+    report(run_check("flatten_size", fn))
+
+
+def check_layer_table(fn: Callable[..., list]) -> None:
+    """Compare a learner's layer table with the real output shapes and parameter counts."""
+    report(run_check("layer_table", fn))
+
+
+def check_ink_features(fn: Callable[..., torch.Tensor]) -> None:
+    """Compare grid ink features with PyTorch's average pooling."""
+    report(run_check("ink_features", fn))
+
+
+def check_one_hot(fn: Callable[..., torch.Tensor]) -> None:
+    """Compare one-hot targets with ``F.one_hot``."""
+    report(run_check("one_hot", fn))
