@@ -51,6 +51,9 @@ def test_calling_f_conv2d_is_refused_and_restored():
                  F.conv2d(x, w, b, stride, padding))
     assert not result.passed and "built-in convolution" in result.message
     assert F.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)).item() == 9.0
+    sneaky = run("conv2d_loops", lambda x, w, b=None, stride=1, padding=0: torch.convolution(
+        x, w, b, (stride, stride), (padding, padding), (1, 1), False, (0, 0), 1))
+    assert not sneaky.passed and "built-in convolution" in sneaky.message
 
 
 def test_learner_exception_is_reported_with_its_line_not_a_traceback():

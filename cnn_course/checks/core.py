@@ -151,7 +151,8 @@ def solved_or_reference(exercise: str, learner_fn: Callable, reference_fn: Calla
 
 def as_tensor(value: object, what: str) -> torch.Tensor:
     """Reject anything that is not a tensor with a message a learner understands."""
-    if not isinstance(value, torch.Tensor):
+    # Exact types only: a Tensor subclass could override comparisons and fake a pass.
+    if type(value) not in (torch.Tensor, torch.nn.Parameter):
         raise CaseFailed(f"{what} should be a torch.Tensor, but it is a {type(value).__name__}",
                          diagnosed=True)
     return value
