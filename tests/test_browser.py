@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -190,5 +191,102 @@ def test_static_conv_explorer_agrees_with_python(browser, site_url):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         visit.page.locator(".conv-arithmetic").screenshot(
             path=str(SCREENSHOTS / "conv-explorer-static.png"))
+    finally:
+        visit.page.close()
+
+
+def page_with(marker: str) -> str:
+    """The first page of the site whose saved widgets include ``marker`` (a CSS class)."""
+    for page in toc_pages():
+        if marker in (HTML / f"{page}.html").read_text(encoding="utf-8"):
+            return page
+    pytest.fail(f"no page of the site has a {marker} explorer")
+
+
+_SET_POOLING = """([mode, k, s]) => {
+  const box = document.querySelector(".pooling-explorer");
+  const set = (name, value, event) => {
+    const input = box.querySelector(`[data-control="${name}"]`);
+    input.value = value;
+    input.dispatchEvent(new Event(event));
+  };
+  set("mode", mode, "change");
+  set("kernel_size", k, "input");
+  set("stride", s, "input");
+  set("out_row", 0, "input");
+  set("out_col", 0, "input");
+  const pick = (key) => box.querySelector(`[data-result="${key}"]`)?.textContent ?? null;
+  return {size: pick("size"), value: pick("value"), problem: pick("problem")};
+}"""
+
+
+def test_static_pooling_explorer_agrees_with_python(browser, site_url):
+    import torch
+    import torch.nn.functional as F
+
+    from cnn_course.arith import conv_output_size
+    from cnn_course.widgets.static import POOL_SIZES, POOL_STRIDES, PoolingExplorer
+
+    feature_map = torch.tensor(PoolingExplorer().feature_map)[None, None]
+    visit = PageVisit(browser, f"{site_url}/{page_with('pooling-explorer')}.html")
+    try:
+        visit.page.wait_for_selector(".pooling-explorer [data-control]", timeout=15_000)
+        for mode, pool in (("max", F.max_pool2d), ("avg", F.avg_pool2d)):
+            for k in POOL_SIZES:
+                for s in POOL_STRIDES:
+                    shown = visit.page.evaluate(_SET_POOLING, [mode, k, s])
+                    assert shown["size"] == str(conv_output_size(12, k, 0, s)), (mode, k, s)
+                    expected = pool(feature_map, k, stride=s)[0, 0, 0, 0].item()
+                    assert float(shown["value"]) == pytest.approx(expected, abs=0.006)
+    finally:
+        visit.page.close()
+
+
+_SET_RACE = """([surface, lr, momentum]) => {
+  const box = document.querySelector(".optimizer-race");
+  const select = box.querySelector('[data-control="surface"]');
+  select.value = surface;
+  select.dispatchEvent(new Event("change"));
+  for (const [name, value] of [["lr", lr], ["momentum", momentum]]) {
+    const input = box.querySelector(`[data-control="${name}"]`);
+    input.value = value;
+    input.dispatchEvent(new Event("input"));
+  }
+  return Object.fromEntries([...box.querySelectorAll("[data-optimizer]")].map(
+    row => [row.dataset.optimizer, row.querySelector('[data-result="status"]').textContent]));
+}"""
+
+
+def test_static_optimizer_race_agrees_with_torch_optim(browser, site_url):
+    import random
+
+    from cnn_course.widgets.static import (
+        RACE_LEARNING_RATES,
+        RACE_MOMENTA,
+        SURFACES,
+        race_optimizers,
+        race_trajectory,
+    )
+
+    visit = PageVisit(browser, f"{site_url}/{page_with('optimizer-race')}.html")
+    try:
+        visit.page.wait_for_selector(".optimizer-race [data-control]", timeout=15_000)
+        rng = random.Random(0)
+        for _ in range(8):
+            surface = rng.choice(list(SURFACES))
+            i, j = rng.randrange(len(RACE_LEARNING_RATES)), rng.randrange(len(RACE_MOMENTA))
+            shown = visit.page.evaluate(_SET_RACE, [surface, i, j])
+            for name in race_optimizers(0.1, 0.0):
+                momentum = RACE_MOMENTA[j] if name in ("momentum", "Nesterov") else 0.0
+                make = race_optimizers(RACE_LEARNING_RATES[i], momentum)[name]
+                path, diverged = race_trajectory(surface, make)
+                where = (surface, RACE_LEARNING_RATES[i], momentum, name, shown[name])
+                if diverged:
+                    assert shown[name] == f"diverged at step {diverged}", where
+                else:
+                    numbers = re.fullmatch(r"ends at \((\S+), (\S+)\)", shown[name])
+                    assert numbers, where
+                    end = [float(v) for v in numbers.groups()]
+                    assert end == pytest.approx(path[-1], abs=0.006), where
     finally:
         visit.page.close()

@@ -145,7 +145,8 @@ RACE_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 RACE_MOMENTA = (0.0, 0.5, 0.9, 0.95)
 
 
-def _optimizers(lr: float, momentum: float):
+def race_optimizers(lr: float, momentum: float) -> dict:
+    """The racers: name -> function that makes a ``torch.optim`` optimizer for some params."""
     import torch
 
     return {
@@ -189,7 +190,7 @@ def race_tables(steps: int = 80, grid: int = 48) -> dict:
     for surface in SURFACES:
         for i, lr in enumerate(RACE_LEARNING_RATES):
             for j, momentum in enumerate(RACE_MOMENTA):
-                for name, make in _optimizers(lr, momentum).items():
+                for name, make in race_optimizers(lr, momentum).items():
                     if name in ("SGD", "Adagrad", "RMSprop", "Adam") and j != 0:
                         continue  # these do not use the momentum slider: stored once
                     path, diverged = race_trajectory(surface, make, steps)
