@@ -1,0 +1,661 @@
+"""Checkers for Chapter 7: LeNet-5 on MNIST.
+
+Each ``check_*`` function prints one verdict line; each ``*_cases`` function lists the cases,
+so that a grader can run them with other seeds (``hidden=True``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from numbers import Integral, Real
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_course.checks.core import Case, CaseFailed, CheckResult, Exercise, report
+from cnn_course.models import LeNet5 as CourseLeNet5
+from cnn_course.summary import model_summary
+
+ROW_NAMES = ("C1", "S2", "C3", "S4", "C5", "F6", "output")
+_TABLE_KINDS = {"Conv2d", "MaxPool2d", "AvgPool2d", "Linear"}
+
+
+# ---- the layer table ------------------------------------------------------------------------
+
+def _expected_table(input_size: int, num_classes: int) -> list[tuple[str, tuple[int, ...], int]]:
+    """The table read off a real network with ``model_summary`` (no padding on C1)."""
+    model = CourseLeNet5(num_classes=num_classes, input_size=input_size)
+    rows = [r for r in model_summary(model, (1, input_size, input_size)).rows
+            if r.kind in _TABLE_KINDS]
+    return [(name, row.output_shape, row.params) for name, row in zip(ROW_NAMES, rows,
+                                                                      strict=True)]
+
+
+def _normalise_table(got: object) -> list[tuple[str, tuple[int, ...], int]]:
+    """Turn the learner's rows into (name, shape, params), or explain what is wrong."""
+    if not isinstance(got, list | tuple):
+        raise CaseFailed(f"your function returned a {type(got).__name__}; return a list of "
+                         "rows (name, output_shape, params)", diagnosed=True)
+    if len(got) != len(ROW_NAMES):
+        raise CaseFailed(f"your table has {len(got)} rows; LeNet-5 has {len(ROW_NAMES)}: "
+                         f"{', '.join(ROW_NAMES)} (no row for the input or for activations)",
+                         diagnosed=True)
+    rows = []
+    for index, row in enumerate(got):
+        name = ROW_NAMES[index]
+        if not isinstance(row, list | tuple) or len(row) != 3:
+            raise CaseFailed(f"row {index} ({name}) is {row!r}; each row should be "
+                             "(name, output_shape, params)", diagnosed=True)
+        _, shape, params = row
+        if not isinstance(shape, list | tuple | torch.Size) or not all(
+                isinstance(v, Integral) and not isinstance(v, bool) for v in shape):
+            raise CaseFailed(f"the output shape of {name} is {shape!r}; give it as a tuple of "
+                             "ints without the batch axis, e.g. (6, 28, 28)", diagnosed=True)
+        if isinstance(params, float):
+            raise CaseFailed(f"the parameter count of {name} is {params!r}, a float; counts "
+                             "are whole numbers (use // for divisions)", diagnosed=True)
+        if not isinstance(params, Integral) or isinstance(params, bool):
+            raise CaseFailed(f"the parameter count of {name} is {params!r}; expected an int",
+                             diagnosed=True)
+        rows.append((name, tuple(int(v) for v in shape), int(params)))
+    return rows
+
+
+def _diagnose_shape(name: str, got: tuple[int, ...], expected: tuple[int, ...],
+                    previous: tuple[int, ...], input_size: int) -> str:
+    size_before = previous[-1] if len(previous) == 3 else input_size
+    if name == "C1" and got[1:] == (input_size, input_size):
+        return (f"C1 gives {got}, but a 5x5 kernel without padding fits only "
+                f"{input_size} - 5 + 1 = {input_size - 4} times along each axis")
+    if name in ("S2", "S4") and got[1:] == previous[1:]:
+        return (f"{name} gives {got}: 2x2 pooling with stride 2 halves height and width "
+                f"({size_before} -> {size_before // 2})")
+    if name in ("S2", "S4") and len(got) == 3 and got[1] == -(-size_before // 2):
+        return (f"{name} gives {got}: pooling sizes round down, "
+                f"floor({size_before} / 2) = {size_before // 2}")
+    if name == "C3" and len(got) == 3 and got[0] == 16 and got[1] == size_before:
+        return f"C3 gives {got}, but its 5x5 kernels shrink {size_before} to {size_before - 4}"
+    if name == "C5" and len(got) == 1 and got[0] == math.prod(previous):
+        return (f"the C5 row shows {got}, the flattened input of C5; the row should show its "
+                "output, 120 values")
+    return ""
+
+
+def _diagnose_params(name: str, got: int, expected: int, shape_in: tuple[int, ...],
+                     shape_out: tuple[int, ...], input_size: int) -> str:
+    if name in ("S2", "S4"):
+        return (f"{name} has {got} parameters in your table; PyTorch's pooling layers have none "
+                "(the 1998 paper's subsampling layers did have 2 per map, but this table "
+                "describes nn.MaxPool2d)")
+    if name == "C3" and got == 16 * (5 * 5 + 1):
+        return ("C3 has 416 parameters in your table: that is 16 x (5x5 + 1), the mistake "
+                "behind the 59,706 total in popular write-ups. Each C3 kernel spans all 6 maps "
+                "of S2, so C3 has 16 x (6x5x5 + 1) = 2,416 parameters")
+    if got == expected - shape_out[0]:
+        return (f"{name} has {got:,} parameters in your table, which leaves out its "
+                f"{shape_out[0]} biases (one per output)")
+    if name == "C5" and input_size != 32 and got == 400 * 120 + 120:
+        flat = math.prod(shape_in)
+        return (f"C5 has {got:,} parameters in your table, the count for 32x32 inputs; with "
+                f"{input_size}x{input_size} inputs S4 gives {shape_in}, so C5 has "
+                f"{flat} x 120 + 120 = {flat * 120 + 120:,}")
+    return ""
+
+
+def layer_table_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
+    configs = [(32, 10), (28, 10), (30, 10), (36, 26)]
+    if hidden:
+        generator = torch.Generator().manual_seed(77)
+        configs += [(40, 47), (64, 2)]
+        configs += [(int(n), int(k)) for n, k in zip(
+            torch.randint(16, 70, (4,), generator=generator),
+            torch.randint(2, 100, (4,), generator=generator), strict=True)]
+    cases = []
+    for input_size, num_classes in configs:
+        def run(input_size=input_size, num_classes=num_classes) -> None:
+            got = _normalise_table(fn(input_size=input_size, num_classes=num_classes))
+            expected = _expected_table(input_size, num_classes)
+            if input_size != 32:
+                table_for_32 = _expected_table(32, num_classes)
+                if [r[1:] for r in got] == [r[1:] for r in table_for_32]:
+                    raise CaseFailed(f"for input_size={input_size} your table is the one for "
+                                     "32x32 inputs: compute the sizes from input_size instead "
+                                     "of typing them", diagnosed=True)
+            previous: tuple[int, ...] = (1, input_size, input_size)
+            for (name, shape, params), (_, want_shape, want_params) in zip(got, expected,
+                                                                          strict=True):
+                if shape != want_shape:
+                    why = _diagnose_shape(name, shape, want_shape, previous, input_size)
+                    raise CaseFailed(why or f"the output shape of {name} is {shape}, expected "
+                                     f"{want_shape}", diagnosed=bool(why))
+                if params != want_params:
+                    why = _diagnose_params(name, params, want_params, previous, want_shape,
+                                           input_size)
+                    raise CaseFailed(why or f"{name} has {params:,} parameters in your table, "
+                                     f"but the real layer has {want_params:,}",
+                                     diagnosed=bool(why))
+                previous = want_shape
+        cases.append(Case(f"input_size={input_size}, num_classes={num_classes}", run))
+    return cases
+
+
+# ---- the LeNet-5 module ---------------------------------------------------------------------
+
+_NO_PADDING = ("C1 has no padding, so on 28x28 digits it gives 24x24 maps and S4 gives "
+               "16x4x4 = 256 values per image instead of 16x5x5 = 400. Give C1 padding=2 (or "
+               "pad the images to 32x32)")
+_EXPECTED_PARAMS = {"C1": 156, "C3": 2416, "C5": 48120, "F6": 10164, "output": 850}
+
+
+def _build(fn: Callable[..., nn.Module], **kwargs) -> nn.Module:
+    try:
+        model = fn(**kwargs)
+    except TypeError as error:
+        if kwargs and "num_classes" in str(error):
+            raise CaseFailed("LeNet5(num_classes=26) failed: accept num_classes as an argument "
+                             "of __init__ and use it for the last layer", diagnosed=True) from None
+        raise
+    if not isinstance(model, nn.Module):
+        raise CaseFailed(f"LeNet5() gave a {type(model).__name__}, not an nn.Module",
+                         diagnosed=True)
+    return model
+
+
+class _Recorder:
+    """Forward hooks that record what each Conv2d and Linear layer sees and returns, and
+    explain a shape error at the layer where it happens."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.convs: list[tuple[nn.Conv2d, tuple[int, ...]]] = []
+        self.linears: list[tuple[nn.Linear, tuple[int, ...]]] = []
+        self.handles = []
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                self.handles.append(module.register_forward_pre_hook(self._before))
+                self.handles.append(module.register_forward_hook(self._after))
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _before(self, module: nn.Module, inputs: tuple) -> None:
+        x = inputs[0]
+        if isinstance(module, nn.Conv2d):
+            if x.dim() == 4 and x.shape[1] != module.in_channels:
+                if self.convs and module.in_channels == 1 and x.shape[1] == 6:
+                    raise CaseFailed(
+                        "C3 is nn.Conv2d(1, 16, 5), but S2 hands it 6 maps: each C3 kernel spans "
+                        "all 6 of them, so C3 is nn.Conv2d(6, 16, 5) with 16 x (6x5x5 + 1) = "
+                        "2,416 parameters, not 16 x (5x5 + 1) = 416", diagnosed=True)
+                raise CaseFailed(f"a Conv2d layer expects {module.in_channels} input channels "
+                                 f"but receives {x.shape[1]}", diagnosed=True)
+            return
+        if self.linears:  # F6 and the output layer: their input is the previous layer's output
+            if x.shape[-1] != module.in_features:
+                raise CaseFailed(f"a Linear layer expects {module.in_features} inputs but the "
+                                 f"layer before it gives {x.shape[-1]}", diagnosed=True)
+            return
+        if x.dim() == 1:
+            raise CaseFailed(f"the first Linear layer (C5) receives a tensor of shape "
+                             f"{tuple(x.shape)}: you flattened the batch axis too; "
+                             "x.flatten(1) keeps it, giving [N, 400]", diagnosed=True)
+        if x.dim() > 2:
+            raise CaseFailed(f"the first Linear layer (C5) receives a tensor of shape "
+                             f"{tuple(x.shape)}: flatten the maps first, x.flatten(1) turns "
+                             "[N, 16, 5, 5] into [N, 400]", diagnosed=True)
+        if x.shape[-1] == module.in_features:
+            return
+        if self.c1_unpadded():
+            raise CaseFailed(f"shape error at C5: it expects {module.in_features} inputs but "
+                             f"gets {x.shape[-1]}. {_NO_PADDING}", diagnosed=True)
+        raise CaseFailed(f"wrong flatten size: S4 gives {x.shape[-1]} values per image but your "
+                         f"first Linear layer expects {module.in_features}; LeNet-5's C5 is "
+                         "nn.Linear(16 * 5 * 5, 120)", diagnosed=True)
+
+    def c1_unpadded(self) -> bool:
+        return bool(self.convs) and self.convs[0][1][-1] == 24
+
+    def _after(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        target = self.convs if isinstance(module, nn.Conv2d) else self.linears
+        target.append((module, tuple(output.shape[1:])))
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, _Recorder]:
+    recorder = _Recorder(model)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except RuntimeError as error:
+        if recorder.c1_unpadded():  # e.g. x.view(-1, 400) failing on 16x4x4 maps
+            raise CaseFailed(f"your forward pass failed ({str(error).splitlines()[0]}). "
+                             f"{_NO_PADDING}", diagnosed=True) from None
+        raise
+    finally:
+        recorder.close()
+    if not isinstance(out, torch.Tensor):
+        raise CaseFailed(f"forward returned a {type(out).__name__}; return the logits tensor",
+                         diagnosed=True)
+    return out, recorder
+
+
+def _digits(count: int, seed: int) -> torch.Tensor:
+    return torch.randn(count, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Case]:
+    seed = 1234 if hidden else 0
+
+    def builds() -> None:
+        _build(fn)
+
+    def forward_batch(batch: int) -> Callable[[], None]:
+        def run() -> None:
+            out, _ = _forward(_build(fn), _digits(batch, seed))
+            if tuple(out.shape) != (batch, 10):
+                raise CaseFailed(f"the output has shape {tuple(out.shape)}, expected "
+                                 f"({batch}, 10): one score per class and image")
+        return run
+
+    def layer_shapes() -> None:
+        _, recorder = _forward(_build(fn), _digits(2, seed))
+        convs = [shape for _, shape in recorder.convs]
+        linears = [shape for _, shape in recorder.linears]
+        if len(convs) != 2 or len(linears) != 3:
+            raise CaseFailed(f"LeNet-5 has 2 convolution layers (C1, C3) and 3 Linear layers "
+                             f"(C5, F6, output); your forward pass used {len(convs)} and "
+                             f"{len(linears)}", diagnosed=True)
+        if convs[0] == (6, 24, 24):
+            raise CaseFailed("C1 gives 6x24x24 maps: on 28x28 digits C1 needs padding=2 to "
+                             "give the paper's 6x28x28", diagnosed=True)
+        for name, got, want in zip(("C1", "C3"), convs, [(6, 28, 28), (16, 10, 10)],
+                                   strict=True):
+            if got != want:
+                raise CaseFailed(f"{name} gives {got}, expected {want}")
+        for name, got, want in zip(("C5", "F6", "output"), linears, [(120,), (84,), (10,)],
+                                   strict=True):
+            if got != want:
+                raise CaseFailed(f"{name} gives {got}, expected {want}")
+
+    def parameter_counts() -> None:
+        model = _build(fn)
+        _, recorder = _forward(model, _digits(1, seed))
+        layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
+        for name, layer in zip(("C1", "C3", "C5", "F6", "output"), layers, strict=True):
+            count = sum(p.numel() for p in layer.parameters())
+            if layer.bias is None:
+                raise CaseFailed(f"{name} has no bias (bias=False); LeNet-5's layers all have "
+                                 "one bias per output", diagnosed=True)
+            if count != _EXPECTED_PARAMS[name]:
+                raise CaseFailed(f"{name} has {count:,} parameters, expected "
+                                 f"{_EXPECTED_PARAMS[name]:,}")
+        total = sum(p.numel() for p in model.parameters())
+        if total != 61706:
+            raise CaseFailed(f"your model has {total:,} parameters in all, expected 61,706; "
+                             "remove parameters that LeNet-5 does not have", diagnosed=True)
+
+    def samples_independent() -> None:
+        model = _build(fn)
+        model.eval()
+        x = _digits(5, seed + 1)
+        together, _ = _forward(model, x)
+        alone = torch.cat([_forward(model, x[i:i + 1])[0] for i in range(5)])
+        if not torch.allclose(together, alone, atol=1e-4, rtol=1e-4):
+            raise CaseFailed("an image's scores change when other images are in the batch: "
+                             "flatten with x.flatten(1) (or x.view(x.size(0), -1)) so that "
+                             "the batch axis stays separate", diagnosed=True)
+
+    def logits_not_probabilities() -> None:
+        out, _ = _forward(_build(fn), _digits(6, seed + 2))
+        if (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-4):
+            raise CaseFailed("your model ends with a softmax; return the raw scores (logits): "
+                             "F.cross_entropy applies log-softmax itself", diagnosed=True)
+
+    def other_class_count() -> None:
+        out, _ = _forward(_build(fn, num_classes=26), _digits(3, seed))
+        if tuple(out.shape) != (3, 26):
+            raise CaseFailed(f"LeNet5(num_classes=26) gives outputs of shape "
+                             f"{tuple(out.shape)}, expected (3, 26)")
+
+    return [
+        Case("LeNet5() builds an nn.Module", builds),
+        Case("a batch of 4 digits [4, 1, 28, 28] gives logits [4, 10]", forward_batch(4)),
+        Case("a single digit [1, 1, 28, 28]", forward_batch(1)),
+        Case("output shape of every layer", layer_shapes),
+        Case("parameters per layer and 61,706 in all", parameter_counts),
+        Case("each image's scores do not depend on the rest of the batch", samples_independent),
+        Case("the outputs are logits", logits_not_probabilities),
+        Case("LeNet5(num_classes=26)", other_class_count),
+    ]
+
+
+# ---- the training loop ----------------------------------------------------------------------
+
+def _tiny_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 3))
+
+
+def _tiny_batches(seed: int, sizes: tuple[int, ...] = (8, 8, 8, 8, 5)
+                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, 1, 8, 8, generator=generator),
+             torch.randint(0, 3, (n,), generator=generator)) for n in sizes]
+
+
+def _train_variant(model: nn.Module, batches, optimizer, loss_fn, scheduler=None, *,
+                   zero_grad: bool = True, step: bool = True, train_mode: bool = True,
+                   max_batches: int | None = None, step_scheduler: bool = True
+                   ) -> list[tuple[float, int, int]]:
+    """The correct loop, or one with a single mistake switched on.
+
+    Returns (loss, correct predictions, batch size) per batch, measured before its update."""
+    if train_mode:
+        model.train()
+    record = []
+    for index, (inputs, labels) in enumerate(batches):
+        if max_batches is not None and index >= max_batches:
+            break
+        logits = model(inputs)
+        loss = loss_fn(logits, labels)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        if scheduler is not None and step_scheduler:
+            scheduler.step()
+        record.append((loss.item(), int((logits.argmax(1) == labels).sum()), len(labels)))
+    return record
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().double() for k, v in model.state_dict().items()
+            if v.is_floating_point()}
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
+
+
+def _first_difference(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> str:
+    for key in want:
+        if not torch.allclose(got[key], want[key], atol=1e-5, rtol=1e-4):
+            return key
+    return ""
+
+
+def _as_number(value: object, what: str) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return float(value)
+    raise CaseFailed(f"{what} is {value!r}; expected a number", diagnosed=True)
+
+
+_OptimizerFactory = Callable[[nn.Module], tuple[torch.optim.Optimizer,
+                                                 torch.optim.lr_scheduler.LRScheduler | None]]
+
+
+def _sgd(model: nn.Module):
+    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), None
+
+
+def _adam_one_cycle(model: nn.Module):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=5)
+
+
+def train_one_epoch_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
+    seed = 1234 if hidden else 0
+
+    def run_setting(make_optimizer: _OptimizerFactory, loss_fn: Callable, *,
+                    check_return: bool) -> None:
+        batches = _tiny_batches(seed)
+        start = _tiny_model(seed)
+        start.eval()  # as an evaluation before the epoch leaves it: the loop must call train()
+
+        def fresh():
+            model = copy.deepcopy(start)
+            optimizer, scheduler = make_optimizer(model)
+            return model, optimizer, scheduler
+
+        model, optimizer, scheduler = fresh()
+        args = (model, batches, optimizer, loss_fn) + ((scheduler,) if scheduler else ())
+        try:
+            returned = fn(*args)
+        except TypeError as error:
+            if "positional argument" in str(error) and scheduler is not None:
+                raise CaseFailed("your function does not accept a scheduler: add the parameter "
+                                 "scheduler=None and call scheduler.step() after "
+                                 "optimizer.step() when it is given", diagnosed=True) from None
+            raise
+
+        reference, ref_opt, ref_sched = fresh()
+        record = _train_variant(reference, batches, ref_opt, loss_fn, ref_sched)
+        got, want = _state(model), _state(reference)
+        if not _same_state(got, want):
+            variants = {
+                "the parameters did not change: call optimizer.step() after loss.backward() "
+                "(and do not zero the gradients between the two)": {"step": False},
+                "the gradients piled up from batch to batch: call optimizer.zero_grad() in "
+                "every iteration, before loss.backward()": {"zero_grad": False},
+                "the model stayed in evaluation mode (BatchNorm used its running statistics): "
+                "call model.train() before the loop": {"train_mode": False},
+                "only the first batch was used: return after the loop, not inside it":
+                    {"max_batches": 1},
+                "the learning-rate schedule did not move: call scheduler.step() after "
+                "optimizer.step() when a scheduler is given": {"step_scheduler": False},
+            }
+            if loss_fn is not F.cross_entropy:
+                variants["the loss is not the loss_fn argument: compute loss_fn(logits, "
+                         "labels) instead of a fixed loss function"] = {"loss": F.cross_entropy}
+            for explanation, change in variants.items():
+                if "step_scheduler" in change and scheduler is None:
+                    continue
+                candidate, opt, sched = fresh()
+                change = dict(change)
+                variant_loss = change.pop("loss", loss_fn)
+                with warnings.catch_warnings():  # a skipped step makes the scheduler warn
+                    warnings.simplefilter("ignore")
+                    _train_variant(candidate, batches, opt, variant_loss, sched, **change)
+                if _same_state(got, _state(candidate)):
+                    raise CaseFailed(explanation, diagnosed=True)
+            raise CaseFailed(f"after one epoch, {_first_difference(got, want)} differs from "
+                             "the reference run of forward, loss, zero_grad, backward, step "
+                             "on every batch")
+        if not check_return:
+            return
+        if not isinstance(returned, list | tuple) or len(returned) != 2:
+            raise CaseFailed(f"your function returned {returned!r}; return (mean loss, "
+                             "accuracy), two numbers", diagnosed=True)
+        mean_loss = _as_number(returned[0], "the returned mean loss")
+        accuracy = _as_number(returned[1], "the returned accuracy")
+        losses = [loss for loss, _, _ in record]
+        sizes = [size for _, _, size in record]
+        seen = sum(sizes)
+        per_sample = sum(loss * size for loss, _, size in record) / seen
+        if not math.isclose(mean_loss, per_sample, rel_tol=1e-4, abs_tol=1e-6):
+            mistakes = {
+                "you averaged the batch losses, but the last batch is smaller: weight each "
+                "batch's loss by its size and divide by the number of samples":
+                    sum(losses) / len(losses),
+                "you returned the last batch's loss; return the mean over the epoch": losses[-1],
+                "you returned the summed loss; divide by the number of samples":
+                    per_sample * seen,
+            }
+            for explanation, value in mistakes.items():
+                if math.isclose(mean_loss, value, rel_tol=1e-4, abs_tol=1e-6):
+                    raise CaseFailed(explanation, diagnosed=True)
+            raise CaseFailed(f"the returned mean loss is {mean_loss:.6g}, expected "
+                             f"{per_sample:.6g} (batch loss times batch size, summed, divided "
+                             "by the number of samples)")
+        correct = sum(c for _, c, _ in record)
+        expected = correct / seen
+        if math.isclose(accuracy, expected, abs_tol=1e-6):
+            return
+        if math.isclose(accuracy, expected * 100, abs_tol=1e-6):
+            raise CaseFailed(f"the accuracy is {accuracy:g}, a percentage; return a fraction "
+                             "between 0 and 1", diagnosed=True)
+        if math.isclose(accuracy, correct, abs_tol=1e-6):
+            raise CaseFailed(f"the accuracy is {accuracy:g}, the number of correct "
+                             "predictions; divide by the number of samples", diagnosed=True)
+        raise CaseFailed(f"the returned accuracy is {accuracy:.6g}, expected {expected:.6g} "
+                         "(correct predictions over all samples, counted on each batch's "
+                         "logits as the epoch goes)")
+
+    return [
+        Case("SGD with momentum, 5 batches, the last one smaller: parameters after the epoch",
+             lambda: run_setting(_sgd, F.cross_entropy, check_return=False)),
+        Case("the returned (mean loss, accuracy)",
+             lambda: run_setting(_sgd, F.cross_entropy, check_return=True)),
+        Case("Adam with a OneCycleLR scheduler stepped after every batch",
+             lambda: run_setting(_adam_one_cycle, F.cross_entropy, check_return=True)),
+        Case("a loss_fn with label smoothing",
+             lambda: run_setting(_sgd, nn.CrossEntropyLoss(label_smoothing=0.2),
+                                 check_return=False)),
+    ]
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+
+class _PatternModel(nn.Module):
+    """Predicts the class written in each input (x[:, 0]) in eval mode, the next class in
+    training mode; remembers whether gradients were enabled while it ran."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.scale = nn.Parameter(torch.tensor(5.0))
+        self.norm = nn.BatchNorm1d(1)
+        self.saw_gradients = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.saw_gradients |= torch.is_grad_enabled()
+        self.norm(x[:, :1])  # updates its running statistics in training mode only
+        shift = 1 if self.training else 0
+        classes = (x[:, 0].long() + shift) % self.num_classes
+        return F.one_hot(classes, self.num_classes).float() * self.scale
+
+
+def _pattern_batches(n: int, batch_size: int, correct: int, seed: int):
+    """Batches whose first ``correct`` samples the pattern model gets right, the rest wrong."""
+    generator = torch.Generator().manual_seed(seed)
+    predicted = torch.randint(0, 10, (n,), generator=generator)
+    labels = predicted.clone()
+    labels[correct:] = (predicted[correct:] + 3) % 10  # never the train-mode guess either
+    x = torch.cat([predicted.float()[:, None], torch.randn(n, 3, generator=generator)], dim=1)
+    return [(x[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def evaluate_accuracy_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
+    configs = [(1000, 128, 700), (50, 50, 50), (300, 64, 0)]
+    if hidden:
+        configs += [(777, 100, 123), (65, 9, 33)]
+    cases = []
+    for n, batch_size, correct in configs:
+        def run(n=n, batch_size=batch_size, correct=correct) -> None:
+            model = _PatternModel()
+            model.train()  # as a training epoch leaves it
+            batches = _pattern_batches(n, batch_size, correct, seed=n)
+            running_mean = model.norm.running_mean.clone()
+            got = _as_number(fn(model, batches), "the returned accuracy")
+            expected = correct / n
+            if model.saw_gradients:
+                raise CaseFailed("the model ran with gradients enabled: evaluate inside "
+                                 "`with torch.no_grad():` (or decorate the function with "
+                                 "@torch.no_grad()), which saves memory and time",
+                                 diagnosed=True)
+            if not torch.equal(running_mean, model.norm.running_mean):
+                raise CaseFailed("BatchNorm's running statistics changed: call model.eval() "
+                                 "before evaluating", diagnosed=True)
+            if math.isclose(got, expected, abs_tol=1e-9):
+                return
+            batch_means = [float((y == x[:, 0].long()).float().mean()) for x, y in batches]
+            mistakes = {
+                "the model was still in training mode: call model.eval() first (dropout and "
+                "BatchNorm behave differently in training)": 0.0,
+                "this is a percentage; return a fraction between 0 and 1": expected * 100,
+                "this is the number of correct predictions; divide by the number of samples":
+                    float(correct),
+                "you averaged the per-batch accuracies, but the last batch is smaller: count "
+                "correct predictions over all batches and divide by the number of samples":
+                    sum(batch_means) / len(batch_means),
+            }
+            for explanation, value in mistakes.items():
+                if math.isclose(got, value, abs_tol=1e-9) and not math.isclose(
+                        value, expected, abs_tol=1e-9):
+                    raise CaseFailed(f"your function returned {got:g}: {explanation}",
+                                     diagnosed=True)
+            raise CaseFailed(f"your function returned {got:.6g}, expected {expected:.6g}")
+        cases.append(Case(f"{n} samples in batches of {batch_size}, {correct} predicted "
+                          "correctly", run))
+
+    def real_model() -> None:
+        torch.manual_seed(5 if hidden else 3)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+        generator = torch.Generator().manual_seed(11)
+        x = torch.randn(90, 1, 4, 4, generator=generator)
+        y = torch.randint(0, 10, (90,), generator=generator)
+        with torch.no_grad():
+            expected = int((model(x).argmax(1) == y).sum()) / len(y)
+        got = _as_number(fn(model, [(x[i:i + 32], y[i:i + 32]) for i in range(0, 90, 32)]),
+                         "the returned accuracy")
+        if not math.isclose(got, expected, abs_tol=1e-9):
+            raise CaseFailed(f"a small linear model scores {expected:.6g}, your function says "
+                             f"{got:.6g}; the prediction is the argmax over the class axis "
+                             "(dim=1)")
+    cases.append(Case("a linear model on random data", real_model))
+    return cases
+
+
+EXERCISES: dict[str, Exercise] = {
+    "lenet_layer_table": Exercise(
+        layer_table_cases, "all {n} tables agree with the real network.",
+        "a 5x5 convolution without padding takes 4 off each side length, 2x2 pooling halves "
+        "it (rounding down); a convolution has k*k*c_in*c_out + c_out parameters, a Linear "
+        "layer in*out + out, pooling none."),
+    "lenet5": Exercise(
+        lenet5_cases, "shapes, 61,706 parameters and a forward pass all match LeNet-5 "
+        "({n} cases).",
+        "C1 = Conv2d(1, 6, 5, padding=2), pool, C3 = Conv2d(6, 16, 5), pool, flatten to 400, "
+        "then Linear 400->120->84->num_classes, with ReLU after each layer but the last."),
+    "train_one_epoch": Exercise(
+        train_one_epoch_cases, "all {n} training runs match the reference step by step.",
+        "for each batch: logits = model(x); loss = loss_fn(logits, y); optimizer.zero_grad(); "
+        "loss.backward(); optimizer.step(); then scheduler.step() if there is one."),
+    "evaluate_accuracy": Exercise(
+        evaluate_accuracy_cases, "all {n} cases give the right accuracy, in eval mode and "
+        "without gradients.",
+        "model.eval(), then under torch.no_grad() count (model(x).argmax(1) == y) over all "
+        "batches and divide by the number of samples."),
+}
+
+
+def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+    """Run one exercise's cases without printing (used by tests and grading)."""
+    return EXERCISES[exercise].run(exercise, fn, hidden)
+
+
+def check_lenet_layer_table(fn: Callable[..., object]) -> None:
+    """Compare the learner's layer table with a real LeNet-5 for several input sizes."""
+    report(run_check("lenet_layer_table", fn))
+
+
+def check_lenet5(fn: Callable[..., nn.Module]) -> None:
+    """Build the learner's LeNet-5 and check shapes, parameter counts and forward passes."""
+    report(run_check("lenet5", fn))
+
+
+def check_train_one_epoch(fn: Callable[..., object]) -> None:
+    """Run the learner's training epoch on a tiny problem and compare it step by step."""
+    report(run_check("train_one_epoch", fn))
+
+
+def check_evaluate_accuracy(fn: Callable[..., object]) -> None:
+    """Run the learner's evaluation on models whose accuracy is known."""
+    report(run_check("evaluate_accuracy", fn))

@@ -1,0 +1,116 @@
+"""The optimizer race of Chapter 6: trajectories on 2-D loss surfaces, with live controls.
+
+Every trajectory is a real ``torch.optim`` run on the surface (:mod:`cnn_course.surfaces`);
+the widget only chooses the settings and draws.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from cnn_course.surfaces import (
+    ADAPTIVE,
+    SUGGESTED,
+    SURFACES,
+    Trajectory,
+    draw_trajectories,
+    race,
+    torch_optimizers,
+)
+
+OPTIMIZERS = ("SGD", "momentum", "Nesterov", "Adagrad", "RMSprop", "Adam")
+
+
+class OptimizerRace:
+    """Controls for the race, a contour plot of every path, and one plain sentence per run.
+
+    ``race.controls[name].value = ...`` drives it from code; ``race.trajectories`` holds the
+    latest runs and ``race.summary.value`` the text shown. Choosing a surface loads learning
+    rates that suit it (``cnn_course.surfaces.SUGGESTED``).
+    """
+
+    def __init__(self, surface: str = "ravine") -> None:
+        suggested = SUGGESTED[surface]
+        slider = dict(continuous_update=False, style={"description_width": "170px"},
+                      layout=W.Layout(width="420px"))
+        self.controls: dict[str, W.ValueWidget] = {
+            "surface": W.Dropdown(options=list(SURFACES), value=surface, description="surface",
+                                  style={"description_width": "170px"}),
+            "lr": W.FloatLogSlider(suggested["lr"], base=10, min=-4, max=0, step=0.1,
+                                   readout_format=".4f",
+                                   description="lr (SGD, momentum, Nesterov)", **slider),
+            "adaptive_lr": W.FloatLogSlider(suggested["adaptive_lr"], base=10, min=-4, max=0,
+                                            step=0.1, readout_format=".4f",
+                                            description="lr (Adagrad, RMSprop, Adam)", **slider),
+            "momentum": W.FloatSlider(suggested["momentum"], min=0.0, max=0.99, step=0.01,
+                                      description="momentum μ", **slider),
+            "steps": W.IntSlider(suggested["steps"], min=10, max=500, step=10,
+                                 description="steps", **slider),
+            "shown": W.SelectMultiple(options=OPTIMIZERS, value=OPTIMIZERS, rows=6,
+                                      description="optimizers",
+                                      style={"description_width": "80px"}),
+        }
+        self.summary = W.HTML()
+        self.plot = W.Output()
+        self.trajectories: dict[str, Trajectory] = {}
+        self._updating = False
+        for name, control in self.controls.items():
+            control.observe(self._on_surface if name == "surface" else self._on_change,
+                            names="value")
+        c = self.controls
+        self.widget = W.VBox([
+            W.HBox([W.VBox([c["surface"], c["lr"], c["adaptive_lr"], c["momentum"],
+                            c["steps"]]), c["shown"]]),
+            W.HBox([self.plot, self.summary]),
+        ])
+        self.update()
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def _on_change(self, change: dict) -> None:
+        if not self._updating:
+            self.update()
+
+    def _on_surface(self, change: dict) -> None:
+        self._updating = True
+        try:
+            for name, value in SUGGESTED[change["new"]].items():
+                self.controls[name].value = value
+        finally:
+            self._updating = False
+        self.update()
+
+    def update(self) -> None:
+        """Rerun every shown optimizer from the surface's start point and redraw."""
+        v = {name: control.value for name, control in self.controls.items()}
+        surface = SURFACES[v["surface"]]
+        optimizers = torch_optimizers(v["lr"], v["momentum"], v["adaptive_lr"])
+        chosen = {name: make for name, make in optimizers.items() if name in v["shown"]}
+        self.trajectories = race(surface, chosen, v["steps"])
+        rows = []
+        for name, path in self.trajectories.items():
+            lr = v["adaptive_lr"] if name in ADAPTIVE else v["lr"]
+            advice = " Try a smaller learning rate." if path.diverged_at is not None else ""
+            rows.append(f"<li><b>{name}</b> (lr {lr:.4g}): "
+                        f"{html.escape(path.describe(surface))}.{advice}</li>")
+        self.summary.value = (f"<div class='optimizer-race-summary'><b>{surface.name}</b>: "
+                              f"{html.escape(surface.description)}<ul>{''.join(rows)}</ul>"
+                              "</div>")
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig, ax = plt.subplots(figsize=(5.2, 4.2))
+            draw_trajectories(ax, surface, self.trajectories)
+            ax.set_title(f"{surface.name}, {v['steps']} steps", fontsize=10)
+            fig.tight_layout()
+            display(fig)
+            plt.close(fig)
+
+
+def race_optimizers(surface: str = "ravine") -> OptimizerRace:
+    """Show the race in a notebook."""
+    return OptimizerRace(surface)
