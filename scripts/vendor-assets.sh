@@ -27,7 +27,6 @@ cp -r "$work"/mathjax-*/package/es5 "$dest/mathjax"
 cp "$work"/requirejs-*/package/require.js "$dest/require.js"
 find "$work"/jupyter-widgets-html-manager-*/package/dist -maxdepth 1 -type f ! -name '*.map' \
   -exec cp {} "$dest/html-manager/" \;
-cp book/_ext/requirejs-config.js "$dest/requirejs-config.js"
 mkdir -p "$dest/anywidget" && cp "$anywidget_js" "$dest/anywidget/index.js"  # its AMD build
 echo "$stamp" > "$dest/.complete"
 echo "Vendored ${packages[*]} into $dest/"

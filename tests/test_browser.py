@@ -134,6 +134,29 @@ def test_page_loads_cleanly_offline(browser, site_url, page):
         visit.page.close()
 
 
+def test_widget_manager_can_typeset_with_mathjax_3(browser, site_url):
+    """The widget manager typesets labels through MathJax 2's `MathJax.Hub.Queue`; with
+    MathJax 3 on the page that call must work (it raised a TypeError whenever MathJax had loaded
+    before the widgets rendered)."""
+    visit = PageVisit(browser, f"{site_url}/solutions/01_convolution.html")
+    try:
+        page = visit.page
+        page.wait_for_function("() => window.MathJax && window.MathJax.typesetPromise",
+                               timeout=15_000)
+        page.evaluate(r"""() => {
+          const label = document.createElement('div');
+          label.id = 'hub-probe';
+          label.className = 'math';  // the class Sphinx's MathJax configuration processes
+          label.textContent = '\\(x^2\\)';
+          document.body.appendChild(label);
+          window.MathJax.Hub.Queue(['Typeset', window.MathJax.Hub, label]);
+        }""")
+        page.wait_for_selector("#hub-probe mjx-container", timeout=15_000)
+        assert [e for e in visit.page_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)] == []
+    finally:
+        visit.page.close()
+
+
 def test_saved_conv_explorer_renders_with_its_numbers(browser, site_url):
     visit = PageVisit(browser, f"{site_url}/solutions/01_convolution.html")
     try:

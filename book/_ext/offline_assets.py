@@ -36,6 +36,9 @@ def _copy(app, exception) -> None:
     if exception is None and _available() and app.builder.format == "html":
         outdir = Path(app.outdir)
         shutil.copytree(VENDOR, outdir / "_static" / "vendor", dirs_exist_ok=True)
+        # Our own script, copied on every build so that edits to it take effect.
+        shutil.copy2(Path(__file__).with_name("requirejs-config.js"),
+                     outdir / "_static" / "vendor" / "requirejs-config.js")
         # The widget manager's style sheets ask for their icon fonts at a path relative to the
         # page ("@jupyter-widgets/<hash>.woff2"), so every folder of pages gets a copy.
         fonts = [f for f in (VENDOR / "html-manager").iterdir()
