@@ -152,7 +152,8 @@ def test_widget_manager_can_typeset_with_mathjax_3(browser, site_url):
           window.MathJax.Hub.Queue(['Typeset', window.MathJax.Hub, label]);
         }""")
         page.wait_for_selector("#hub-probe mjx-container", timeout=15_000)
-        assert [e for e in visit.page_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)] == []
+        errors = [e for e in visit.page_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)]
+        assert errors == []
     finally:
         visit.page.close()
 
