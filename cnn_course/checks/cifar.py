@@ -1,0 +1,565 @@
+"""Checkers for Chapter 8: a CNN on CIFAR-10.
+
+Each ``check_*`` function prints one verdict line; each ``*_cases`` function lists the cases,
+so that a grader can run them with other seeds (``hidden=True``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    as_tensor,
+    expect_shape,
+    report,
+)
+
+# ---- Exercise 1: in_features of the first Linear layer -------------------------------------
+
+ConvSpec = tuple[int, int, int]  # (out_channels, kernel_size, padding)
+
+# (description, image size, [(out_channels, kernel_size, padding), ...])
+_FEATURE_CONFIGS: list[tuple[str, int, list[ConvSpec]]] = [
+    ("the chapter's model", 32, [(32, 5, 2), (32, 5, 2), (64, 5, 2)]),
+    ("no padding, two stages (LeNet-like)", 32, [(6, 5, 0), (16, 5, 0)]),
+    ("3x3 kernels, four stages", 32, [(16, 3, 1), (32, 3, 1), (64, 3, 1), (128, 3, 1)]),
+    ("28x28 input: pooling 7 pixels gives 3", 28, [(32, 5, 2), (32, 5, 2), (64, 5, 2)]),
+    ("40x40 input, mixed padding", 40, [(10, 3, 0), (20, 5, 1)]),
+    ("one stage", 32, [(8, 5, 2)]),
+]
+
+
+def _conv_pool_stack(in_channels: int, convs: list[ConvSpec]) -> nn.Sequential:
+    """Real layers: each (out_channels, kernel, padding) conv followed by MaxPool2d(2)."""
+    layers: list[nn.Module] = []
+    for out_channels, kernel, padding in convs:
+        layers += [nn.Conv2d(in_channels, out_channels, kernel, padding=padding),
+                   nn.MaxPool2d(2)]
+        in_channels = out_channels
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+def _features_by_model(image_size: int, convs: list[ConvSpec]) -> int:
+    with torch.no_grad():
+        out = _conv_pool_stack(3, convs)(torch.zeros(1, 3, image_size, image_size))
+    return out.shape[1]
+
+
+def _features_with(image_size: int, convs: list[ConvSpec], *, pool: bool = True,
+                   use_padding: bool = True, ceil: bool = False) -> int:
+    """The size computed with one of the usual mistakes switched on (for diagnosis)."""
+    size = image_size
+    for _, kernel, padding in convs:
+        size = size + 2 * (padding if use_padding else 0) - kernel + 1
+        if pool:
+            size = math.ceil(size / 2) if ceil else size // 2
+    return convs[-1][0] * size * size
+
+
+def _fits(image_size: int, convs: list[ConvSpec]) -> bool:
+    """True if every layer of the stack still has at least one pixel to work on."""
+    size = image_size
+    for _, kernel, padding in convs:
+        size = (size + 2 * padding - kernel + 1) // 2
+        if size < 1:
+            return False
+    return True
+
+
+def _random_feature_configs(generator: torch.Generator, count: int
+                            ) -> list[tuple[str, int, list[ConvSpec]]]:
+    configs = []
+    while len(configs) < count:
+        image_size = int(torch.randint(20, 65, (1,), generator=generator))
+        stages = int(torch.randint(1, 4, (1,), generator=generator))
+        convs = []
+        for _ in range(stages):
+            kernel = int(torch.tensor([1, 3, 5, 7])[torch.randint(0, 4, (1,),
+                                                                  generator=generator)])
+            padding = int(torch.randint(0, kernel // 2 + 1, (1,), generator=generator))
+            channels = int(torch.randint(4, 129, (1,), generator=generator))
+            convs.append((channels, kernel, padding))
+        if _fits(image_size, convs):
+            configs.append((f"random stack {len(configs) + 1}", image_size, convs))
+    return configs
+
+
+def linear_in_features_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
+    configs = list(_FEATURE_CONFIGS)
+    if hidden:
+        configs += _random_feature_configs(torch.Generator().manual_seed(8), 12)
+    cases = []
+    for description, image_size, convs in configs:
+        def run(image_size=image_size, convs=convs) -> None:
+            got = fn(image_size, [tuple(spec) for spec in convs])
+            expected = _features_by_model(image_size, convs)
+            if isinstance(got, torch.Tensor) and got.numel() == 1:
+                got = got.item()
+            if isinstance(got, float):
+                raise CaseFailed(f"returned {got!r}, a float; layer sizes are whole numbers: "
+                                 "use floor division // for the pooling", diagnosed=True)
+            if not isinstance(got, int) or isinstance(got, bool):
+                raise CaseFailed(f"returned {got!r}; expected an int", diagnosed=True)
+            if got == expected:
+                return
+            mistakes = [
+                (_features_with(image_size, convs, pool=False),
+                 "each convolution is followed by MaxPool2d(2), which halves height and width"),
+                (_features_with(image_size, convs, use_padding=False),
+                 "you left out the padding: a convolution with padding p adds 2p to the size "
+                 "before the kernel is applied"),
+                (_features_with(image_size, convs, ceil=True),
+                 "max pooling rounds down: a 7-pixel side gives 3, not 4"),
+                (_features_with(image_size, convs) // max(convs[-1][0], 1),
+                 f"multiply the spatial size by the number of channels ({convs[-1][0]}) of "
+                 "the last convolution"),
+            ]
+            for wrong, explanation in mistakes:
+                if wrong == got and wrong != expected:
+                    raise CaseFailed(f"returned {got}, but the real layers give {expected}: "
+                                     f"{explanation}", diagnosed=True)
+            raise CaseFailed(f"returned {got}, but the real layers give {expected}")
+        stack = ", ".join(f"conv({c}, k={k}, p={p})+pool" for c, k, p in convs)
+        cases.append(Case(f"{description}: {image_size}x{image_size} input, {stack}", run))
+    return cases
+
+
+# ---- Exercise 2: the model with ReLU --------------------------------------------------------
+
+_EXPECTED_LAYERS = ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d",
+                    "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+_EXPECTED_PARAMS = 145_578
+_ACTIVATIONS = (nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.ReLU6,
+                nn.PReLU, nn.Hardtanh, nn.Softplus)
+
+
+def _leaves(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if not list(m.children())]
+
+
+def _normalized_types(model: nn.Module) -> list[str]:
+    """Leaf layer types in order, with a ReLU placed after its pooling layer moved in front
+    of it (max pooling and ReLU commute, so both orders are the same network)."""
+    kinds = [type(m).__name__ for m in _leaves(model) if not isinstance(m, nn.Identity)]
+    for i in range(len(kinds) - 1):
+        if kinds[i] == "MaxPool2d" and kinds[i + 1] == "ReLU":
+            kinds[i], kinds[i + 1] = "ReLU", "MaxPool2d"
+    return kinds
+
+
+def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Case]:
+    state: dict[str, nn.Module] = {}
+
+    def model() -> nn.Module:
+        if "model" not in state:
+            built = fn()
+            if not isinstance(built, nn.Module):
+                raise CaseFailed(f"your function returned a {type(built).__name__}; return the "
+                                 "model, an nn.Sequential", diagnosed=True)
+            state["model"] = built
+        return state["model"]
+
+    def layer_order() -> None:
+        leaves = _leaves(model())
+        kinds = _normalized_types(model())
+        if kinds == _EXPECTED_LAYERS:
+            return
+        other = [type(m).__name__ for m in leaves if isinstance(m, _ACTIVATIONS)]
+        if other:
+            raise CaseFailed(f"the model uses {other[0]}; this exercise asks for nn.ReLU",
+                             diagnosed=True)
+        relus = kinds.count("ReLU")
+        if relus == 0:
+            raise CaseFailed("the model has no nn.ReLU layer at all. (If you call F.relu or "
+                             "torch.relu in a forward method, build the model as an "
+                             "nn.Sequential with nn.ReLU() layers instead, so that the layers "
+                             "can be checked.)", diagnosed=True)
+        if kinds and kinds[-1] in ("ReLU", "Softmax", "LogSoftmax"):
+            raise CaseFailed(f"the model ends with {kinds[-1]}: the last Linear layer must "
+                             "output raw scores (logits), because cross_entropy applies the "
+                             "softmax itself", diagnosed=True)
+        without_last_relu = _EXPECTED_LAYERS[:11] + ["Linear"]
+        if kinds == without_last_relu:
+            raise CaseFailed("there is no ReLU between the two Linear layers: without it they "
+                             "collapse into a single linear map", diagnosed=True)
+        if "Flatten" not in kinds:
+            raise CaseFailed("add nn.Flatten() before the first Linear layer: it turns the "
+                             "[N, 64, 4, 4] maps into [N, 1024] vectors", diagnosed=True)
+        raise CaseFailed(f"the layers are {' - '.join(kinds)}; expected "
+                         f"{' - '.join(_EXPECTED_LAYERS)}")
+
+    def layer_settings() -> None:
+        leaves = [m for m in _leaves(model()) if not isinstance(m, (nn.ReLU, nn.Identity))]
+        convs = [m for m in leaves if isinstance(m, nn.Conv2d)]
+        for conv, (c_in, c_out) in zip(convs, [(3, 32), (32, 32), (32, 64)], strict=True):
+            settings = (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding,
+                        conv.stride)
+            wanted = (c_in, c_out, (5, 5), (2, 2), (1, 1))
+            if settings != wanted:
+                raise CaseFailed(f"found {conv}; expected Conv2d({c_in}, {c_out}, "
+                                 "kernel_size=5, padding=2)", diagnosed=True)
+        for pool in (m for m in leaves if isinstance(m, nn.MaxPool2d)):
+            if pool.kernel_size not in (2, (2, 2)) or pool.stride not in (2, (2, 2)):
+                raise CaseFailed(f"found {pool}; expected MaxPool2d(2)", diagnosed=True)
+        linears = [m for m in leaves if isinstance(m, nn.Linear)]
+        for linear, shape in zip(linears, [(1024, 64), (64, 10)], strict=True):
+            if (linear.in_features, linear.out_features) != shape:
+                raise CaseFailed(f"found {linear}; expected Linear({shape[0]}, {shape[1]})",
+                                 diagnosed=True)
+
+    def parameter_count() -> None:
+        count = sum(p.numel() for p in model().parameters())
+        if count != _EXPECTED_PARAMS:
+            raise CaseFailed(f"the model has {count:,} parameters; the published model has "
+                             f"{_EXPECTED_PARAMS:,} and ReLU adds none", diagnosed=True)
+
+    def output_shape() -> None:
+        generator = torch.Generator().manual_seed(5 if hidden else 4)
+        batch = 3 if hidden else 2
+        with torch.no_grad():
+            out = model().eval()(torch.randn(batch, 3, 32, 32, generator=generator))
+        out = as_tensor(out, "the model's output")
+        expect_shape(out, (batch, 10), "the model's output for a batch of 32x32 colour images")
+
+    def relus_applied() -> None:
+        relus = [m for m in _leaves(model()) if isinstance(m, nn.ReLU)]
+        calls = [0] * len(relus)
+        handles = [relu.register_forward_hook(
+            lambda *args, i=i: calls.__setitem__(i, calls[i] + 1)) for i, relu in enumerate(relus)]
+        try:
+            with torch.no_grad():
+                model().eval()(torch.zeros(1, 3, 32, 32))
+        finally:
+            for handle in handles:
+                handle.remove()
+        if 0 in calls:
+            raise CaseFailed(f"ReLU number {calls.index(0) + 1} is a layer of the model but the "
+                             "forward pass never calls it", diagnosed=True)
+
+    return [Case("the function returns a model", lambda: model() and None),
+            Case("the layers and their order", layer_order),
+            Case("each layer's settings", layer_settings),
+            Case("the number of parameters", parameter_count),
+            Case("the output shape", output_shape),
+            Case("every ReLU is applied in the forward pass", relus_applied)]
+
+
+# ---- Exercise 3: random crop and flip on whole batches -------------------------------------
+
+AugmentFn = Callable[..., torch.Tensor]
+
+
+class _OpCounter(TorchFunctionMode):
+    """Counts the PyTorch functions and tensor methods called while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _call_augment(fn: AugmentFn, x: torch.Tensor, padding: int, seed: int) -> torch.Tensor:
+    original = x.clone()
+    out = fn(x, padding=padding, generator=torch.Generator().manual_seed(seed))
+    out = as_tensor(out, "the output")
+    if not torch.equal(x, original):
+        raise CaseFailed("your function changed its input batch in place; return a new "
+                         "tensor and leave the input as it was", diagnosed=True)
+    return out
+
+
+def _crop_matches(x: torch.Tensor, out: torch.Tensor, padding: int, mode: str = "constant"
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every image, which (row shift, column shift) crops of the padded input equal the
+    output, without and with a left-right mirror: two bool tensors [N, 2p+1, 2p+1]."""
+    _, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4, mode=mode) if padding else x
+    crops = padded.unfold(2, h, 1).unfold(3, w, 1)     # [N, C, 2p+1, 2p+1, H, W]
+    crops = crops.permute(0, 2, 3, 1, 4, 5)             # [N, 2p+1, 2p+1, C, H, W]
+
+    def same(target: torch.Tensor) -> torch.Tensor:
+        close = torch.isclose(crops, target[:, None, None], atol=1e-6, rtol=0)
+        return close.flatten(3).all(dim=3)
+
+    return same(out), same(out.flip(-1))
+
+
+def _locate(x: torch.Tensor, out: torch.Tensor, padding: int) -> tuple[torch.Tensor, ...]:
+    """Row shifts, column shifts and flips [N] of a valid output; raise on any other."""
+    n, c, h, w = x.shape
+    if tuple(out.shape) == (n, c, h + 2 * padding, w + 2 * padding) and padding:
+        raise CaseFailed(f"the output has shape {tuple(out.shape)}: that is the padded batch; "
+                         f"crop it back to {h}x{w}", diagnosed=True)
+    expect_shape(out, (n, c, h, w))
+    if out.dtype != x.dtype:
+        raise CaseFailed(f"the output has dtype {out.dtype}; keep the input's {x.dtype}",
+                         diagnosed=True)
+    out = out.detach().cpu()
+    plain, mirrored = _crop_matches(x, out, padding)
+    found = plain.flatten(1).any(1) | mirrored.flatten(1).any(1)
+    if not found.all():
+        bad = int((~found).nonzero()[0])
+        upside_down, _ = _crop_matches(x, out.flip(-2), padding)
+        if upside_down.flatten(1).any(1)[bad] or _crop_matches(x, out.flip(-1).flip(-2),
+                                                               padding)[0].flatten(1).any(1)[bad]:
+            raise CaseFailed(f"image {bad} was flipped upside down; a horizontal flip mirrors "
+                             "left and right: flip the last axis (width, dim=-1)",
+                             diagnosed=True)
+        if padding and x.shape[-1] > padding and x.shape[-2] > padding:
+            for mode in ("reflect", "replicate", "circular"):
+                p, m = _crop_matches(x, out, padding, mode)
+                if (p.flatten(1).any(1) | m.flatten(1).any(1))[bad]:
+                    raise CaseFailed(f"image {bad} was padded in '{mode}' mode; pad with "
+                                     "zeros (F.pad's default)", diagnosed=True)
+        raise CaseFailed(f"output image {bad} is not a crop of its zero-padded input image at "
+                         f"any shift from 0 to {2 * padding}, nor a mirrored one")
+    use_plain = plain.flatten(1).any(1)
+    grid = torch.where(use_plain[:, None, None], plain, mirrored).flatten(1)
+    position = grid.float().argmax(1)
+    side = 2 * padding + 1
+    return position // side, position % side, ~use_plain
+
+
+def random_crop_flip_cases(fn: AugmentFn, hidden: bool = False) -> list[Case]:
+    generator = torch.Generator().manual_seed(77 if hidden else 3)
+    seed = 20 if hidden else 10
+
+    def images(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) + 3.0  # never 0, the padding value
+
+    def valid(shape: tuple[int, ...], padding: int) -> Callable[[], None]:
+        x = images(*shape)
+
+        def run() -> None:
+            _locate(x, _call_augment(fn, x, padding, seed), padding)
+        return run
+
+    def statistics() -> None:
+        padding = 4
+        x = images(512, 3, 10, 10)
+        rows, cols, flips = _locate(x, _call_augment(fn, x, padding, seed), padding)
+        share = flips.float().mean().item()
+        if share == 0:
+            raise CaseFailed("no image of a 512-image batch was flipped; flip each image with "
+                             "probability 1/2", diagnosed=True)
+        if share == 1:
+            raise CaseFailed("every image was flipped (or the whole batch together); decide "
+                             "for each image separately, with probability 1/2", diagnosed=True)
+        if not 0.4 <= share <= 0.6:
+            raise CaseFailed(f"{share:.0%} of a 512-image batch was flipped; about half "
+                             "should be", diagnosed=True)
+        if len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == 1:
+            raise CaseFailed("every image got the same shift; draw a shift for each image "
+                             "(a tensor of N random shifts)", diagnosed=True)
+        if torch.equal(rows, cols):
+            raise CaseFailed("each image moved by the same amount down and right; draw the "
+                             "row shift and the column shift separately", diagnosed=True)
+        for name, shifts in (("row", rows), ("column", cols)):
+            seen = set(shifts.tolist())
+            if max(seen) == 2 * padding - 1:
+                raise CaseFailed(f"the {name} shift never reaches {2 * padding} = 2*padding; "
+                                 "torch.randint's upper bound is exclusive: use "
+                                 "randint(0, 2 * padding + 1, ...)", diagnosed=True)
+            if seen != set(range(2 * padding + 1)):
+                raise CaseFailed(f"with padding {padding}, the {name} shifts seen were "
+                                 f"{sorted(seen)}; every shift from 0 to {2 * padding} should "
+                                 "be possible")
+
+    def repeatable() -> None:
+        x = images(64, 3, 8, 8)
+        first = _call_augment(fn, x, 2, seed)
+        second = _call_augment(fn, x, 2, seed)
+        if not torch.equal(first, second):
+            raise CaseFailed("two calls with identically seeded generators gave different "
+                             "results: draw every random number with generator=generator",
+                             diagnosed=True)
+        if torch.equal(first, _call_augment(fn, x, 2, seed + 1)):
+            raise CaseFailed("generators with different seeds gave the same result; the "
+                             "shifts and flips should be random")
+
+    def vectorized() -> None:
+        counts = {}
+        for n in (32, 1024):
+            x = images(n, 3, 8, 8)
+            with _OpCounter() as counter:
+                fn(x, padding=2, generator=torch.Generator().manual_seed(seed))
+            counts[n] = counter.calls
+        if counts[1024] > 4 * counts[32] + 100:
+            raise CaseFailed(f"your function called {counts[32]} PyTorch operations for 32 "
+                             f"images and {counts[1024]} for 1,024: it loops over the images. "
+                             "Work on the whole batch at once (one random tensor for all "
+                             "shifts, indexing or torch.where for all images)", diagnosed=True)
+
+    def fast() -> None:
+        x = images(512, 3, 32, 32)
+        fn(x[:8], padding=4, generator=torch.Generator().manual_seed(seed))  # warm-up
+        start = time.perf_counter()
+        fn(x, padding=4, generator=torch.Generator().manual_seed(seed))
+        seconds = time.perf_counter() - start
+        if seconds > 1.0:
+            raise CaseFailed(f"a batch of 512 images took {seconds:.1f} s; a vectorized "
+                             "version takes a few milliseconds", diagnosed=True)
+
+    shape_cases = [
+        ("a batch of 16 colour images 32x32, padding 4", (16, 3, 32, 32), 4),
+        ("one image", (1, 3, 32, 32), 4),
+        ("one channel, non-square 10x14 images, padding 3", (8, 1, 10, 14), 3),
+        ("padding 1", (8, 2, 6, 6), 1),
+        ("padding 0: only flips are possible", (8, 3, 5, 5), 0),
+    ]
+    if hidden:
+        shape_cases += [("5 channels, 9x7 images, padding 2", (12, 5, 9, 7), 2),
+                        ("a batch of 40, padding 5", (40, 3, 16, 16), 5)]
+    cases = [Case(description, valid(shape, padding)) for description, shape, padding
+             in shape_cases]
+    cases += [Case("512 images: shifts and flips vary from image to image", statistics),
+              Case("the generator argument makes it repeatable", repeatable),
+              Case("works on the whole batch, not image by image", vectorized),
+              Case("512 images of 32x32 in well under a second", fast)]
+    return cases
+
+
+# ---- Exercise 4: per-class accuracy ---------------------------------------------------------
+
+def _confusion(predicted: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    counts = torch.zeros(k, k, dtype=torch.float64)
+    counts.index_put_((labels, predicted), torch.ones(len(labels), dtype=torch.float64),
+                      accumulate=True)
+    return counts
+
+
+def per_class_accuracy_cases(fn: Callable[..., torch.Tensor], hidden: bool = False
+                             ) -> list[Case]:
+    generator = torch.Generator().manual_seed(31 if hidden else 13)
+
+    def randint(high: int, n: int) -> torch.Tensor:
+        return torch.randint(0, high, (n,), generator=generator)
+
+    labels = randint(10, 400)
+    random_pred = randint(10, 400)
+    mostly_right = torch.where(torch.rand(400, generator=generator) < 0.7, labels, random_pred)
+    never_predicted = mostly_right.clone()
+    never_predicted[never_predicted == 3] = 5          # class 3 occurs, is never predicted
+    absent_labels = labels.clone()
+    absent_labels[absent_labels == 7] = 2              # class 7 never occurs in the labels
+    absent_pred = torch.where(torch.rand(400, generator=generator) < 0.6, absent_labels,
+                              randint(10, 400))
+    configs = [
+        ("perfect predictions", labels, labels, 10),
+        ("random predictions", random_pred, labels, 10),
+        ("70% right", mostly_right, labels, 10),
+        ("class 3 is never predicted (its accuracy is 0)", never_predicted, labels, 10),
+        ("class 7 never occurs in the labels (its accuracy is nan)", absent_pred,
+         absent_labels, 10),
+        ("everything predicted as class 0", torch.zeros_like(labels), labels, 10),
+        ("3 classes, 5 samples", torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 2]), 3),
+        ("num_classes=12 but labels only go up to 9", mostly_right, labels, 12),
+    ]
+    if hidden:
+        for k in (2, 5, 100):
+            true, pred = randint(k, 300), randint(k, 300)
+            configs.append((f"{k} classes, random", pred, true, k))
+
+    cases = []
+    for description, predicted, true, k in configs:
+        def run(predicted=predicted, true=true, k=k) -> None:
+            got = fn(predicted.clone(), true.clone(), k)
+            got = as_tensor(got, "the result")
+            counts = _confusion(predicted, true, k)
+            expected = counts.diagonal() / counts.sum(1)
+            if got.dim() == 1 and got.shape[0] < k:
+                raise CaseFailed(f"the result has {got.shape[0]} entries, not num_classes={k} "
+                                 "(if you count with torch.bincount, give it "
+                                 "minlength=num_classes)", diagnosed=True)
+            expect_shape(got, (k,), "the result")
+            if not got.is_floating_point():
+                raise CaseFailed(f"the result has dtype {got.dtype}; accuracies are fractions: "
+                                 "convert the counts to float before dividing", diagnosed=True)
+            got = got.detach().cpu().double()
+            absent = torch.isnan(expected)
+            if absent.any() and not torch.isnan(got[absent]).all():
+                first = int(absent.nonzero()[0])
+                raise CaseFailed(f"class {first} never occurs in the labels, so its accuracy is "
+                                 f"undefined: return nan for it, not {got[first].item():g} "
+                                 "(0/0 in float arithmetic gives nan)", diagnosed=True)
+            if torch.allclose(got, expected, atol=1e-6, equal_nan=True):
+                return
+            precision = counts.diagonal() / counts.sum(0)
+            overall = counts.diagonal().sum() / counts.sum()
+            if torch.allclose(got, precision, atol=1e-6, equal_nan=True):
+                raise CaseFailed("you divided by how often each class was predicted (that is "
+                                 "the precision); divide by how often it occurs in the labels",
+                                 diagnosed=True)
+            if torch.allclose(got[~absent], overall.expand(k)[~absent], atol=1e-6):
+                raise CaseFailed("every class got the overall accuracy; count the correct "
+                                 "predictions of each class separately", diagnosed=True)
+            wrong = ~torch.isclose(got, expected, atol=1e-6, equal_nan=True)
+            first = int(wrong.nonzero()[0])
+            raise CaseFailed(f"class {first}: got {got[first].item():.4g}, expected "
+                             f"{expected[first].item():.4g} ({int(counts[first, first])} of "
+                             f"{int(counts[first].sum())} images of that class predicted "
+                             "correctly)")
+        cases.append(Case(description, run))
+    return cases
+
+
+EXERCISES: dict[str, Exercise] = {
+    "linear_in_features": Exercise(
+        linear_in_features_cases, "all {n} stacks agree with real layers.",
+        "after each convolution the side is n + 2p - k + 1, after each MaxPool2d(2) it is "
+        "halved and rounded down; multiply the last side squared by the last channel count."),
+    "relu_cnn": Exercise(
+        relu_cnn_cases, "the layers, the 145,578 parameters and the output shape are right.",
+        "Conv2d(3, 32, 5, padding=2), ReLU, MaxPool2d(2), and so on; Flatten, Linear(1024, 64), "
+        "ReLU, Linear(64, 10)."),
+    "random_crop_flip": Exercise(
+        random_crop_flip_cases,
+        "every output is a shifted (and sometimes mirrored) crop, drawn per image, for the "
+        "whole batch at once.",
+        "pad with F.pad, draw N row shifts, N column shifts and N flip decisions at once; "
+        "padded.unfold(2, H, 1).unfold(3, W, 1) views every crop, and indexing it with "
+        "[arange(N), :, row_shifts, col_shifts] picks one per image."),
+    "per_class_accuracy": Exercise(
+        per_class_accuracy_cases, "all {n} cases agree with the confusion matrix.",
+        "for class c: (number of samples with label c predicted as c) / (number of samples "
+        "with label c)."),
+}
+
+
+def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+    """Run one exercise's cases without printing (used by tests and grading)."""
+    return EXERCISES[exercise].run(exercise, fn, hidden)
+
+
+def check_linear_in_features(fn: Callable[..., int]) -> None:
+    """Compare ``fn(image_size, convs)`` with the flattened size of real conv + pool layers."""
+    report(run_check("linear_in_features", fn))
+
+
+def check_relu_cnn(fn: Callable[[], nn.Module]) -> None:
+    """Check the model's layers, settings, parameter count, output shape and nonlinearity."""
+    report(run_check("relu_cnn", fn))
+
+
+def check_random_crop_flip(fn: AugmentFn) -> None:
+    """Check that every output is a random crop/flip of its input, per image, vectorized."""
+    report(run_check("random_crop_flip", fn))
+
+
+def check_per_class_accuracy(fn: Callable[..., torch.Tensor]) -> None:
+    """Compare per-class accuracies with those of a confusion matrix (nan for absent)."""
+    report(run_check("per_class_accuracy", fn))

@@ -1,0 +1,282 @@
+"""Chapter 8: a CNN on CIFAR-10.
+
+The models (the popular tutorial's network as published, with ReLU, and the chapter's improved
+model), data augmentation on whole batches, the training recipe, per-class evaluation, and the
+benchmark results that the book page reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnn_course.data import (
+    CIFAR10_CLASSES,
+    TensorBatches,
+    channel_stats,
+    load_cifar10,
+    to_float_images,
+)
+from cnn_course.training import History, fit
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+DATASET_NAME = "CIFAR-10 (JPEG mirror)"
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+def tutorial_cnn(relu: bool = False, pooling: type[nn.Module] = nn.MaxPool2d) -> nn.Sequential:
+    """The popular tutorial's CIFAR-10 network: three 5x5 convolutions with ``padding=2``, each
+    followed by 2x2 pooling, then ``Linear(1024, 64)`` and ``Linear(64, 10)``.
+
+    As published it has no activation function (``relu=False``); ``relu=True`` puts a ReLU
+    after every convolution and after the hidden Linear layer. ``pooling=nn.AvgPool2d`` (with
+    ``relu=False``) removes the last nonlinearity and leaves a purely linear classifier.
+    Input [N, 3, 32, 32], output logits [N, 10]; 145,578 parameters.
+    """
+    def activation() -> list[nn.Module]:
+        return [nn.ReLU()] if relu else []
+
+    layers: list[nn.Module] = []
+    for c_in, c_out in [(3, 32), (32, 32), (32, 64)]:
+        layers += [nn.Conv2d(c_in, c_out, kernel_size=5, padding=2), *activation(), pooling(2)]
+    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 64), *activation(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def improved_cnn(widths: tuple[int, int, int] = (48, 96, 128), hidden: int = 128
+                 ) -> nn.Sequential:
+    """The chapter's improved model: the tutorial's layout (three 5x5 convolutions with
+    ``padding=2``, each followed by 2x2 max pooling, then two Linear layers) with batch
+    normalization and ReLU after every pooling, ReLU after the hidden Linear layer, and wider
+    layers.
+
+    Input [N, 3, 32, 32], output logits [N, 10].
+    """
+    layers: list[nn.Module] = []
+    c_in = 3
+    for c_out in widths:
+        # No bias: batch norm subtracts the mean right after. Pooling before batch norm and
+        # ReLU lets those two run on a quarter of the values.
+        layers += [nn.Conv2d(c_in, c_out, kernel_size=5, padding=2, bias=False),
+                   nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU()]
+        c_in = c_out
+    layers += [nn.Flatten(), nn.Linear(c_in * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10)]
+    return nn.Sequential(*layers)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+@dataclass
+class CifarTensors:
+    """CIFAR-10 as normalized float tensors on one device.
+
+    ``x_train`` [N, 3, 32, 32], ``y_train`` [N]; likewise for the test split. ``mean`` and
+    ``std`` are the per-channel statistics of the whole training split (0-1 scale).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def subset_indices(labels: torch.Tensor, size: int | None, seed: int = 0) -> torch.Tensor:
+    """``size`` indices drawn without replacement, the same for the same seed (all if None).
+
+    CIFAR-10's mirror lists the images class by class, so a subset must be drawn at random,
+    never taken from the front.
+    """
+    n = len(labels)
+    if size is None or size >= n:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)[:size].sort().values
+
+
+@functools.lru_cache(maxsize=2)
+def cifar10_uint8(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cnn_course.data.load_cifar10`, read from disk once per process and split:
+    ``(images uint8 [N, 32, 32, 3], labels int64 [N])``. Do not modify the tensors."""
+    return load_cifar10(train)
+
+
+def cifar10_tensors(device: torch.device | str = "cpu", train_size: int | None = None,
+                    test_size: int | None = None, seed: int = 0) -> CifarTensors:
+    """Load CIFAR-10, normalize it with the training split's channel statistics, and put it
+    on ``device``; ``train_size``/``test_size`` draw random subsets (for short runs)."""
+    train_images, train_labels = cifar10_uint8(train=True)
+    test_images, test_labels = cifar10_uint8(train=False)
+    mean, std = channel_stats(train_images)
+    train_index = subset_indices(train_labels, train_size, seed)
+    test_index = subset_indices(test_labels, test_size, seed + 1)
+    return CifarTensors(
+        to_float_images(train_images[train_index], mean, std, device),
+        train_labels[train_index].to(device),
+        to_float_images(test_images[test_index], mean, std, device),
+        test_labels[test_index].to(device),
+        mean, std)
+
+
+def random_crop_flip(x: torch.Tensor, padding: int = 4,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, for a whole batch at once.
+
+    x: [N, C, H, W]. Every image is padded with ``padding`` zeros on each side, cropped back
+    to H x W at its own random offset (0 to 2*padding along each axis), and mirrored left to
+    right with probability 1/2. No Python loop over images. ``generator`` (a CPU generator)
+    makes the draw repeatable.
+    """
+    n, _, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    rows, cols = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    # Every possible crop as a view [N, C, 2p+1, 2p+1, H, W]; indexing copies one per image.
+    windows = padded.unfold(2, h, 1).unfold(3, w, 1)
+    out = windows[torch.arange(n, device=x.device), :, rows, cols]   # [N, C, H, W]
+    mirrored = flip.nonzero().flatten()
+    return out.index_copy_(0, mirrored, out.index_select(0, mirrored).flip(-1))
+
+
+# ---- training -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained in this chapter (every run of the book uses one of these)."""
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "adamw"        # "adamw" or "sgd" (with Nesterov momentum 0.9)
+    max_lr: float = 3e-3            # peak learning rate of the one-cycle schedule
+    weight_decay: float = 5e-2
+    label_smoothing: float = 0.0
+    augment: bool = False           # random crop (padding 4) and horizontal flip, per batch
+    channels_last: bool = False     # memory layout of inputs and model
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.max_lr,
+                                 weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.max_lr, momentum=0.9,
+                               nesterov=True, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}: use 'adamw' or 'sgd'")
+
+
+AugmentFn = Callable[..., torch.Tensor]
+
+
+def train_batches(data: CifarTensors, recipe: Recipe, seed: int = 0,
+                  augment_fn: AugmentFn | None = None) -> TensorBatches:
+    """Shuffled training batches, augmented on the fly (whole batches) if the recipe says so,
+    with ``augment_fn(x, padding=4, generator=...)`` (default :func:`random_crop_flip`)."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    augment_fn = augment_fn or random_crop_flip
+    transforms: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    if recipe.augment:
+        transforms.append(lambda xb: augment_fn(xb, padding=4, generator=generator))
+    if recipe.channels_last:
+        transforms.append(lambda xb: xb.contiguous(memory_format=torch.channels_last))
+
+    def transform(xb: torch.Tensor) -> torch.Tensor:
+        for step in transforms:
+            xb = step(xb)
+        return xb
+
+    return TensorBatches(data.x_train, data.y_train, recipe.batch_size, shuffle=True, seed=seed,
+                         transform=transform if transforms else None)
+
+
+def train(model: nn.Module, data: CifarTensors, recipe: Recipe, seed: int = 0,
+          log: Callable[[str], None] | None = print, progress: bool = False,
+          augment_fn: AugmentFn | None = None) -> History:
+    """Train ``model`` (already on the data's device) with ``recipe``: shuffled mini-batches,
+    AdamW or SGD, and a one-cycle learning-rate schedule stepped every batch. Evaluates on
+    the test split after every epoch."""
+    torch.manual_seed(seed)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    batches = train_batches(data, recipe, seed, augment_fn)
+    test = TensorBatches(data.x_test, data.y_test, batch_size=1000)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.max_lr, epochs=recipe.epochs, steps_per_epoch=len(batches))
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+                ) -> torch.Tensor:
+        smoothing = recipe.label_smoothing if model.training else 0.0
+        return F.cross_entropy(logits, labels, reduction=reduction, label_smoothing=smoothing)
+
+    return fit(model, batches, test, optimizer, recipe.epochs, scheduler=scheduler,
+               loss_fn=loss_fn, progress=progress, log=log)
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
+                     ) -> torch.Tensor:
+    """Counts [num_classes, num_classes]: row = true class, column = predicted class."""
+    index = labels.long().cpu() * num_classes + predicted.long().cpu()
+    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
+                       ) -> torch.Tensor:
+    """For each class, the share of its images predicted correctly (the recall), float [K].
+
+    A class that never occurs in ``labels`` has no accuracy: its entry is ``nan``. A class
+    that occurs but is never predicted has accuracy 0.
+    """
+    counts = confusion_matrix(predicted, labels, num_classes).double()
+    return (counts.diagonal() / counts.sum(dim=1)).float()  # 0/0 gives nan
+
+
+def misclassified(predicted: torch.Tensor, labels: torch.Tensor, count: int = 16,
+                  seed: int = 0) -> torch.Tensor:
+    """Indices of ``count`` wrongly predicted samples, drawn at random (repeatably)."""
+    wrong = (predicted.cpu() != labels.cpu()).nonzero().flatten()
+    order = torch.randperm(len(wrong), generator=torch.Generator().manual_seed(seed))
+    return wrong[order[:count]].sort().values
+
+
+# ---- benchmark results ----------------------------------------------------------------------
+
+def results_path(device_type: str = "cpu") -> Path:
+    """Where ``benchmarks/cifar10.py`` writes its results for a device type."""
+    return RESULTS_DIR / f"cifar10_{device_type}.json"
+
+
+def load_results(device_type: str = "cpu") -> dict | None:
+    """The benchmark's results for a device type, or None if it was never run there."""
+    path = results_path(device_type)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def history_from_results(run: dict) -> History:
+    """A :class:`History` rebuilt from one run stored in a results file."""
+    return History(run["train_loss"], run["train_acc"], run["test_loss"], run["test_acc"],
+                   run["train_seconds"])
+
+
+__all__ = ["CIFAR10_CLASSES", "DATASET_NAME", "CifarTensors", "Recipe", "cifar10_tensors",
+           "cifar10_uint8",
+           "confusion_matrix", "count_params", "history_from_results", "improved_cnn",
+           "load_results", "misclassified", "per_class_accuracy", "random_crop_flip",
+           "results_path", "subset_indices", "train", "train_batches", "tutorial_cnn"]
