@@ -91,7 +91,7 @@ def load_average() -> list[float]:
 
 
 def stamp(device: torch.device) -> dict:
-    """Where and when a part ran."""
+    """Where and when a part or run started, with the load average at that moment."""
     return {"machine": describe_device(device), "date": datetime.date.today().isoformat(),
             "torch": torch.__version__, "python": platform.python_version(),
             "load_average_1_5_15": load_average()}
@@ -119,6 +119,7 @@ def run_accuracy(device: torch.device, quick: bool, names: list[str], log,
             recipe = Recipe(**{**recipe.__dict__, "epochs": 1})
         torch.manual_seed(0)
         model = build().to(device)
+        started = stamp(device)
         log(f"-- {name}: {description}; {recipe}")
         synchronize(device)
         start = time.perf_counter()
@@ -139,7 +140,7 @@ def run_accuracy(device: torch.device, quick: bool, names: list[str], log,
             # [index in the test split, true class, predicted class]
             run["misclassified"] = [[int(test_index[i]), int(true[i]), int(predicted[i])]
                                     for i in wrong]
-        run["measured"] = stamp(device)
+        run["measured"] = started
         runs[name] = run
         log(f"   {name}: test accuracy {history.test_acc[-1]:.2%}, training "
             f"{history.train_seconds:.0f} s, wall {wall:.0f} s")
@@ -157,6 +158,7 @@ def run_tutorial(device: torch.device, quick: bool, log) -> dict:
     """The tutorial's recipe: ``ToTensor`` only (pixels scaled to [0, 1], no normalization),
     plain SGD at learning rate 0.01, batches of 64, constant rate, 10 epochs. The mirror lists
     its images class by class, so batches are drawn in a new random order every epoch."""
+    started = stamp(device)
     train_images, train_labels = cifar10_uint8(True)
     test_images, test_labels = cifar10_uint8(False)
     train_index = subset_indices(train_labels, 1000 if quick else None)
@@ -179,7 +181,7 @@ def run_tutorial(device: torch.device, quick: bool, log) -> dict:
                       "train_seconds": round(history.train_seconds, 1),
                       "test_acc": rounded(history.test_acc),
                       "train_acc": rounded(history.train_acc)}
-    return {"measured": stamp(device), "dataset": DATASET_NAME,
+    return {"measured": started, "dataset": DATASET_NAME,
             "recipe": "pixels / 255 only, SGD lr 0.01 (no momentum), batch 64, constant rate",
             "epochs": epochs, "runs": runs}
 
@@ -249,6 +251,7 @@ def per_image_loader(images: torch.Tensor, labels: torch.Tensor, mean, std, batc
 
 
 def run_pipeline(device: torch.device, quick: bool, log) -> dict:
+    started = stamp(device)
     images, labels = cifar10_uint8(True)
     if quick:
         keep = subset_indices(labels, 1024)
@@ -287,7 +290,7 @@ def run_pipeline(device: torch.device, quick: bool, log) -> dict:
             f"{epoch['data_share']:6.1%} ({epoch['data_microseconds_per_image']:.0f} us/image), "
             f"{epoch['images_per_second']:7.0f} images/s; data alone "
             f"{epoch['data_only_images_per_second']:9.0f} images/s")
-    return {"measured": stamp(device), "model": "tutorial network with ReLU",
+    return {"measured": started, "model": "tutorial network with ReLU",
             "batch_size": batch_size, "pipelines": results}
 
 
@@ -350,6 +353,7 @@ def run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> di
 
 
 def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> dict:
+    started = stamp(device)
     images = 512 if quick else 8192
     models = {"tutorial_relu": lambda: tutorial_cnn(relu=True), "improved": improved_cnn}
     if quick:
@@ -391,7 +395,7 @@ def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> d
                              "compile_seconds": round(compile_seconds, 1)})
             log(f"-- {model_name:14s} {'torch.compile':34s} {rate:8.0f} images/s "
                 f"(compiling took {compile_seconds:.0f} s)")
-    return {"measured": stamp(device), "batch_sizes": sweep, "variants": variants}
+    return {"measured": started, "batch_sizes": sweep, "variants": variants}
 
 
 # ---- main -----------------------------------------------------------------------------------

@@ -149,6 +149,34 @@ def test_committed_results_file_is_small_dated_and_meets_the_targets():
                for run in tutorial["runs"].values())
 
 
+def test_committed_results_support_what_the_page_says():
+    """The Chapter 8 page describes the committed benchmark run in words; a new run that
+    changes these facts must come with new words."""
+    results = cifar.load_results("cpu")
+    pipelines = results["pipeline"]["pipelines"]
+    assert pipelines["dataloader_2_workers"]["epoch_seconds"] >= \
+        pipelines["dataloader_0_workers"]["epoch_seconds"], "workers helped: reword the page"
+    rates = {row["batch_size"]: row["images_per_second"]
+             for row in results["speed"]["batch_sizes"]}
+    assert max(rates, key=rates.get) == 128 and rates[256] < rates[128] and rates[512] < rates[128]
+    speed = {(row["model"], row["setting"]): row["images_per_second"]
+             for row in results["speed"]["variants"]}
+    for model in ("tutorial_relu", "improved"):
+        baseline = speed[model, "baseline (float32, contiguous)"]
+        assert speed[model, "channels_last"] > baseline
+        assert speed[model, "bfloat16 autocast"] > baseline
+        assert 1.8 <= speed[model, "channels_last + bfloat16 autocast"] / baseline <= 2.6
+        assert speed[model, "torch.compile"] < speed[model, "channels_last"]
+    assert speed["tutorial_relu", "torch.compile"] < speed["tutorial_relu",
+                                                           "baseline (float32, contiguous)"]
+    tutorial = results["tutorial"]["runs"]
+    accuracy = results["accuracy"]["runs"]
+    assert tutorial["relu"]["test_acc"][-1] <= tutorial["published"]["test_acc"][-1]
+    assert max(tutorial["published"]["test_acc"]) < accuracy["published"]["test_acc"][-1]
+    assert accuracy["linear"]["test_acc"][-1] < accuracy["published"]["test_acc"][-1] \
+        < accuracy["relu"]["test_acc"][-1] < accuracy["improved"]["test_acc"][-1]
+
+
 def _cifar_available() -> bool:
     try:
         load_cifar10(train=False)

@@ -89,6 +89,22 @@ def test_notebook_pages_offer_download_colab_and_binder(site, page):
     assert download and (site / page).parent.joinpath(download.group(1)).resolve().exists()
 
 
+@pytest.mark.parametrize("page", [p for p in toc_files() if p.startswith("book/")])
+def test_explanation_pages_launch_their_exercise_notebook_or_nothing(site, page):
+    """Colab cannot open a MyST Markdown page: its buttons open the chapter's notebook."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repository = config["repository"]["url"].removeprefix("https://github.com/")
+    branch = config["repository"]["branch"]
+    html = (site / f"{page}.html").read_text(encoding="utf-8")
+    assert not re.search(r'href="https://(colab\.research\.google\.com|mybinder\.org)[^"]*\.md"',
+                         html), f"{page}: a launch button opens a Markdown file"
+    notebook = f"notebooks/{page.removeprefix('book/')}.ipynb"
+    if (ROOT / notebook).exists():
+        assert (f'href="https://colab.research.google.com/github/{repository}/blob/{branch}/'
+                f'{notebook}"') in html
+        assert f"urlpath=tree/{notebook}" in html
+
+
 def test_every_notebook_starts_with_the_colab_install_cell():
     import nbformat
 
