@@ -1,10 +1,12 @@
 """The exercise notebooks are real: unsolved, every check fails and nothing else does;
 solved, every check passes."""
 
+import warnings
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellTimeoutError
 
 from cnn_course.checks.core import FAIL_MARK, PASS_MARK
 from cnn_course.notebook_run import read_cells, run_notebook
@@ -22,7 +24,16 @@ def test_every_chapter_has_both_notebooks():
 @pytest.mark.parametrize("path", LEARNER, ids=lambda p: p.name)
 def test_learner_notebook_fails_only_at_its_checks(path, monkeypatch):
     monkeypatch.setenv("CNN_COURSE_QUICK", "1")  # the kernel inherits it: short training runs
-    cells = run_notebook(path, timeout=900)
+    try:
+        cells = run_notebook(path, timeout=300)
+    except (CellTimeoutError, AssertionError):
+        # Every cell of a quick run takes seconds. A stalled kernel connection (seen about once
+        # in 25 runs of a notebook with widgets on a busy machine; nbclient then ends with a
+        # timeout or with an AssertionError of its own) gets one more try; a cell that really
+        # runs too long fails both times.
+        warnings.warn(f"{path.name}: a cell timed out; running the notebook once more",
+                      stacklevel=1)
+        cells = run_notebook(path, timeout=300)
     checks = [cell for cell in cells if cell.is_check]
     assert checks, f"{path.name} has no cell tagged 'check'"
     for cell in cells:
