@@ -1,6 +1,5 @@
 """The Chapter 5 checkers pass correct answers and name plausible wrong ones."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -18,21 +17,6 @@ def assert_caught(exercise, fn, *phrases):
     for phrase in phrases:
         assert phrase in result.message, result.message
     return result
-
-
-@pytest.mark.parametrize("exercise", list(checks.EXERCISES))
-def test_reference_answers_pass_visible_and_hidden_cases(exercise):
-    for hidden in (False, True):
-        result = run(exercise, getattr(reference, exercise), hidden)
-        assert result.passed, result.message
-
-
-def test_unsolved_stub_is_reported_as_not_solved():
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-    for exercise in checks.EXERCISES:
-        result = run(exercise, stub)
-        assert not result.passed and "not solved yet" in result.message
 
 
 # ---- numerical gradient and relative error --------------------------------------------------

@@ -12,21 +12,6 @@ def run(exercise, fn, hidden=False):
     return checks.run_check(exercise, fn, hidden=hidden)
 
 
-def test_reference_answers_pass_visible_and_hidden_cases():
-    for exercise in checks.EXERCISES:
-        for hidden in (False, True):
-            result = run(exercise, getattr(reference, exercise), hidden)
-            assert result.passed, result.message
-
-
-def test_unsolved_stub_is_reported_as_not_solved():
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-    for exercise in checks.EXERCISES:
-        result = run(exercise, stub)
-        assert not result.passed and "not solved yet" in result.message
-
-
 def test_flipped_kernel_is_named():
     def flipped(x, w, b=None, stride=1, padding=0):
         return reference.conv2d_loops(x, w.flip(-1, -2), b, stride, padding)

@@ -17,21 +17,6 @@ def run(exercise, fn, hidden=False):
     return checks.run_check(exercise, fn, hidden=hidden)
 
 
-def test_reference_answers_pass_visible_and_hidden_cases():
-    for exercise in checks.EXERCISES:
-        for hidden in (False, True):
-            result = run(exercise, getattr(reference, exercise), hidden)
-            assert result.passed, f"{exercise}: {result.message}"
-
-
-def test_unsolved_stub_is_reported_as_not_solved():
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-    for exercise in checks.EXERCISES:
-        result = run(exercise, stub)
-        assert not result.passed and "not solved yet" in result.message
-
-
 def test_reference_flatten_size_gives_the_cifar_model_1024():
     assert reference.flatten_size((3, 32, 32), reference.CIFAR10_SPECS) == 64 * 4 * 4
 

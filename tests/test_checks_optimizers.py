@@ -23,21 +23,6 @@ def failed_with(result, *fragments):
     return result.message
 
 
-def test_reference_answers_pass_visible_and_hidden_cases():
-    for exercise in checks.EXERCISES:
-        for hidden in (False, True):
-            result = run(exercise, getattr(reference, exercise), hidden)
-            assert result.passed, result.message
-
-
-def test_unsolved_stub_is_reported_as_not_solved():
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-    for exercise in checks.EXERCISES:
-        result = run(exercise, stub)
-        assert not result.passed and "not solved yet" in result.message
-
-
 # ---- SGD --------------------------------------------------------------------------------------
 
 def sgd_lr_in_velocity(params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0):

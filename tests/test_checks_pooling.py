@@ -23,21 +23,9 @@ def windows(x, k, s, p, fill):
 
 # ---- correct answers and stubs --------------------------------------------------------------
 
-def test_reference_answers_pass_visible_and_hidden_cases():
-    for exercise in checks.EXERCISES:
-        for hidden in (False, True):
-            result = run(exercise, getattr(reference, exercise), hidden)
-            assert result.passed, result.message
+def test_hidden_cases_add_to_the_visible_ones():
     assert run("max_pool2d", reference.max_pool2d, hidden=True).cases_run > \
         run("max_pool2d", reference.max_pool2d).cases_run
-
-
-def test_unsolved_stub_is_reported_as_not_solved():
-    def stub(*args, **kwargs):
-        raise NotImplementedError()
-    for exercise in checks.EXERCISES:
-        result = run(exercise, stub)
-        assert not result.passed and "not solved yet" in result.message
 
 
 def test_visible_cases_cover_the_edge_cases_the_brief_names():
