@@ -24,6 +24,7 @@ from cnn_course.data import (
     load_cifar10,
     to_float_images,
 )
+from cnn_course.models import count_params
 from cnn_course.training import History, fit
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -70,11 +71,6 @@ def improved_cnn(widths: tuple[int, int, int] = (48, 96, 128), hidden: int = 128
         c_in = c_out
     layers += [nn.Flatten(), nn.Linear(c_in * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10)]
     return nn.Sequential(*layers)
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters())
 
 
 # ---- data -----------------------------------------------------------------------------------
