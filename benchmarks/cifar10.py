@@ -29,8 +29,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -42,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_course.benchmark_results import load_average, stamp, to_json
 from cnn_course.cifar import (
     DATASET_NAME,
     Recipe,
@@ -84,17 +83,6 @@ DATA_SHARE_TARGET = 0.05
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def load_average() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else []
-
-
-def stamp(device: torch.device) -> dict:
-    """Where and when a part or run started, with the load average at that moment."""
-    return {"machine": describe_device(device), "date": datetime.date.today().isoformat(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "load_average_1_5_15": load_average()}
 
 
 def rounded(values: Iterable[float], digits: int = 4) -> list[float]:
@@ -399,18 +387,6 @@ def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> d
 
 
 # ---- main -----------------------------------------------------------------------------------
-
-def to_json(results: dict) -> str:
-    """Indented JSON with lists of numbers and flat objects kept on one line (a small,
-    readable file)."""
-    text = json.dumps(results, indent=1)
-    text = re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
-                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
-                  text)
-    return re.sub(r"\{\s+([^{}\[\]]+?)\s+\}",
-                  lambda m: "{" + " ".join(line.strip() for line in m.group(1).splitlines())
-                  + "}", text) + "\n"
-
 
 def check_targets(results: dict, log) -> bool:
     """Print each target with PASS or FAIL; True if all measured ones pass."""

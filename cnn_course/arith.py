@@ -7,19 +7,40 @@ tests compare them with real ``torch.nn`` layers.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 IntOrPair = int | tuple[int, int]
+
+
+def _is_int(value: object) -> bool:
+    """An integer of any kind (Python, NumPy, ...) but not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _pair(value: IntOrPair, name: str) -> tuple[int, int]:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, not a bool")
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, tuple | list) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, tuple | list) and len(value) == 2 and all(map(_is_int, value)):
         return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r} "
+                    f"({type(value).__name__})")
+
+
+def _count(value: object, name: str) -> int:
+    """A positive integer argument as a Python int, or a clear error."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _flag(value: object, name: str) -> bool:
+    if value not in (True, False):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _output_size_1d(n: int, k: int, p: int, s: int, d: int) -> int:
@@ -44,9 +65,15 @@ def conv_output_size(n: IntOrPair, kernel_size: IntOrPair, padding: IntOrPair | 
     pairs = any(isinstance(v, tuple | list) for v in (n, kernel_size, padding, stride, dilation))
     ns, ks = _pair(n, "n"), _pair(kernel_size, "kernel_size")
     ss, ds = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', "
+                         f"got {padding!r}")
     if padding == "same":
         if ss != (1, 1):
             raise ValueError("padding='same' needs stride 1 (PyTorch refuses it otherwise)")
+        if min(ns + ks + ds) < 1:
+            raise ValueError("sizes, kernel and dilation must be positive "
+                             f"(got n={n!r}, kernel={kernel_size!r}, dilation={dilation!r})")
         out = ns
     else:
         ps = (0, 0) if padding == "valid" else _pair(padding, "padding")
@@ -62,17 +89,23 @@ def conv_params(in_channels: int, out_channels: int, kernel_size: IntOrPair,
     one bias.
     """
     kh, kw = _pair(kernel_size, "kernel_size")
-    if in_channels % groups or out_channels % groups:
-        raise ValueError("in_channels and out_channels must both be divisible by groups")
-    return kh * kw * (in_channels // groups) * out_channels + (out_channels if bias else 0)
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
+    c_in, c_out = _count(in_channels, "in_channels"), _count(out_channels, "out_channels")
+    groups, bias = _count(groups, "groups"), _flag(bias, "bias")
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"in_channels ({c_in}) and out_channels ({c_out}) must both be "
+                         f"divisible by groups ({groups})")
+    return kh * kw * (c_in // groups) * c_out + (c_out if bias else 0)
 
 
 def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
     """Number of learnable parameters of ``nn.Linear``: ``in*out + out``."""
-    return in_features * out_features + (out_features if bias else 0)
+    n_in, n_out = _count(in_features, "in_features"), _count(out_features, "out_features")
+    return n_in * n_out + (n_out if _flag(bias, "bias") else 0)
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> tuple[int, int]:
     """Padding (before, after) that keeps the size at stride 1, split as PyTorch splits it."""
-    total = dilation * (kernel_size - 1)
+    total = _count(dilation, "dilation") * (_count(kernel_size, "kernel_size") - 1)
     return total // 2, total - total // 2

@@ -15,7 +15,9 @@ solved an exercise can still run the notebook: the stub only raises when called.
 Usage::
 
     python -m cnn_course.authoring generate   # write notebooks/ from solutions/
-    python -m cnn_course.authoring check      # exit 1 if notebooks/ is out of date
+    python -m cnn_course.authoring check      # exit 1 if notebooks/ is out of date, or if a
+                                              # notebook installs from another repository
+                                              # than _config.yml's repository: url
     python -m cnn_course.authoring execute solutions/01_convolution.ipynb  # run and save it
 """
 
@@ -123,10 +125,60 @@ def out_of_date(root: Path) -> list[str]:
     return problems
 
 
+_GIT_URL = re.compile(r"git\+(?P<url>[a-z][a-z0-9+.-]*://[^\s\"'@#]+)")
+
+
+def _normalized(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url[:-4] if url.endswith(".git") else url
+
+
+def configured_repository(root: Path) -> str:
+    """The course's repository, as ``_config.yml`` names it (``repository: url``)."""
+    import yaml
+
+    config_path = root / "_config.yml"
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        return _normalized(config["repository"]["url"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise AuthoringError(f"{config_path.name} names no repository (repository: url): "
+                             f"{type(error).__name__}: {error}") from None
+
+
+def repository_problems(root: Path) -> list[str]:
+    """Notebooks whose install cell names another repository than ``_config.yml``.
+
+    The install cell is the first code cell that runs ``pip install``; every ``git+`` URL in
+    it must be the configured repository.
+    """
+    expected = configured_repository(root)
+    notebooks = [path for pair in _pairs(root) for path in pair if path.exists()]
+    problems = []
+    for path in notebooks:
+        where = path.relative_to(root)
+        cells = nbformat.read(path, as_version=4).cells
+        install = next((c for c in cells if c.cell_type == "code"
+                        and "pip install" in c.source), None)
+        urls = [_normalized(m["url"]) for m in _GIT_URL.finditer(install.source)] \
+            if install is not None else []
+        if not urls:
+            problems.append(f"{where} has no install cell (pip install \"cnn_course @ "
+                            f"git+{expected}\")")
+        for url in urls:
+            if url != expected:
+                problems.append(f"{where} installs from {url}, but _config.yml names the "
+                                f"repository {expected} (repository: url); make them the same")
+    return problems
+
+
 def execute(path: Path, timeout: int = 1200) -> None:
     """Run a solution notebook in a fresh kernel and save it with outputs and widget state."""
     from nbclient import NotebookClient
 
+    from cnn_course.kernel_polling import install_short_polls
+
+    install_short_polls()
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -141,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path.cwd(),
                         help="repository root (default: current folder)")
     args = parser.parse_args(argv)
+    if args.command == "execute" and not args.notebooks:
+        parser.error("execute needs the solution notebooks to run, e.g. "
+                     "python -m cnn_course.authoring execute solutions/01_convolution.ipynb")
     try:
         if args.command == "execute":
             for path in args.notebooks:
@@ -152,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path.relative_to(args.root)}")
             return 0
         problems = out_of_date(args.root)
+        wrong_repository = repository_problems(args.root)
     except AuthoringError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -159,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"out of date: {problem}", file=sys.stderr)
     if problems:
         print("run: python -m cnn_course.authoring generate", file=sys.stderr)
+    for problem in wrong_repository:
+        print(f"wrong repository: {problem}", file=sys.stderr)
+    if problems or wrong_repository:
         return 1
-    print(f"learner notebooks are up to date with {len(_pairs(args.root))} solutions")
+    print(f"learner notebooks are up to date with {len(_pairs(args.root))} solutions, and all "
+          "install the repository named in _config.yml")
     return 0
 
 

@@ -8,7 +8,6 @@ benchmark results that the book page reads.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnn_course import benchmark_results
 from cnn_course.data import (
     CIFAR10_CLASSES,
     TensorBatches,
@@ -27,7 +27,6 @@ from cnn_course.data import (
 from cnn_course.models import count_params
 from cnn_course.training import History, fit
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 DATASET_NAME = "CIFAR-10 (JPEG mirror)"
 
 
@@ -254,15 +253,12 @@ def misclassified(predicted: torch.Tensor, labels: torch.Tensor, count: int = 16
 
 def results_path(device_type: str = "cpu") -> Path:
     """Where ``benchmarks/cifar10.py`` writes its results for a device type."""
-    return RESULTS_DIR / f"cifar10_{device_type}.json"
+    return benchmark_results.results_path("cifar10", device_type)
 
 
 def load_results(device_type: str = "cpu") -> dict | None:
     """The benchmark's results for a device type, or None if it was never run there."""
-    path = results_path(device_type)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return benchmark_results.load_results("cifar10", device_type)
 
 
 def history_from_results(run: dict) -> History:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 _CIFAR_TAR = "cifar10-jpg.tar.gz"
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 class DataUnavailable(RuntimeError):
@@ -69,13 +73,23 @@ def _unavailable(name: str, error: BaseException, mirror_hint: str) -> DataUnava
 
 # ---- MNIST ----------------------------------------------------------------------------------
 
+def _has_mnist(root: Path) -> bool:
+    """Whether ``root`` holds all four raw MNIST files (an interrupted download may not)."""
+    raw = root / "MNIST" / "raw"
+    return all((raw / name).is_file() and (raw / name).stat().st_size > 0
+               for name in _MNIST_FILES)
+
+
 def _mnist_dataset(train: bool, transform: Callable | None = None):
     from torchvision.datasets import MNIST
 
     candidates = [data_root()] + ([mirror_root()] if mirror_root() else [])
     for root in candidates:
-        if (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-            return MNIST(str(root), train=train, transform=transform, download=False)
+        if _has_mnist(root):
+            try:
+                return MNIST(str(root), train=train, transform=transform, download=False)
+            except Exception:  # unreadable files: try the next place, then the download
+                continue
     try:
         data_root().mkdir(parents=True, exist_ok=True)
         return MNIST(str(data_root()), train=train, transform=transform, download=True)
@@ -121,6 +135,48 @@ def _decode_cifar_mirror(tar_path: Path) -> dict[str, tuple[torch.Tensor, torch.
             for split, (images, labels) in splits.items()}
 
 
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed); other processes wait for it.
+
+    Without ``fcntl`` (Windows) nothing is locked: the atomic rename in
+    :func:`_build_cifar_cache` still keeps readers from ever seeing half a file.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _build_cifar_cache(tar_path: Path, cache: Path) -> None:
+    """Decode the JPEG mirror into ``cache``, once, even with several processes at a time.
+
+    The first process to take the lock decodes; the others wait and then find the cache. The
+    file is written under a unique temporary name in the same folder and renamed into place.
+    """
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(cache.with_name(cache.name + ".lock")):
+        if cache.exists():
+            return
+        decoded = _decode_cifar_mirror(tar_path)
+        handle = tempfile.NamedTemporaryFile(dir=cache.parent, prefix=f"{cache.name}.",
+                                             suffix=".tmp", delete=False)
+        try:
+            with handle:
+                torch.save(decoded, handle)
+            os.replace(handle.name, cache)  # atomic: a reader never sees half a file
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+
+
 def load_cifar10(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """All of one CIFAR-10 split as ``(images uint8 [N, 32, 32, 3], labels int64 [N])``.
 
@@ -136,11 +192,7 @@ def load_cifar10(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     cache = root / "cifar10-jpg-mirror.pt"
     mirror = mirror_root()
     if not cache.exists() and mirror and (mirror / _CIFAR_TAR).exists():
-        root.mkdir(parents=True, exist_ok=True)
-        decoded = _decode_cifar_mirror(mirror / _CIFAR_TAR)
-        temporary = cache.with_suffix(".tmp")
-        torch.save(decoded, temporary)
-        temporary.replace(cache)  # atomic: a parallel reader never sees half a file
+        _build_cifar_cache(mirror / _CIFAR_TAR, cache)
     if cache.exists():
         images, labels = torch.load(cache)["train" if train else "test"]
         return images, labels

@@ -9,20 +9,73 @@ import random
 import numpy as np
 import torch
 
+ENV_VAR = "CNN_COURSE_DEVICE"
+_HOW_TO_GET = {
+    "cuda": "this machine has no CUDA GPU that PyTorch can use (on Colab: Runtime > Change "
+            "runtime type > a GPU; elsewhere a CUDA build of PyTorch and an NVIDIA driver)",
+    "mps": "Apple's MPS backend is not available here (it needs an Apple-silicon Mac with "
+           "macOS 12.3+ and a PyTorch build with MPS)",
+}
 
-def get_device(prefer: str | None = None) -> torch.device:
+
+class DeviceUnavailable(ValueError):
+    """A device was asked for by name but this machine cannot provide it."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
+        return [f"DeviceUnavailable: {self}"]
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """The best device available: CUDA, then Apple MPS, then CPU.
 
-    ``prefer`` (or the environment variable ``CNN_COURSE_DEVICE``) forces one, e.g. ``"cpu"``.
+    ``prefer`` (or else the environment variable ``CNN_COURSE_DEVICE``) forces one, e.g.
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``. A forced device that this machine does
+    not have raises :class:`DeviceUnavailable` at once, saying how to get it or to drop the
+    request: falling back to the CPU silently would make a run many times slower than asked
+    for, and its timings would be reported under the wrong device.
     """
-    choice = prefer or os.environ.get("CNN_COURSE_DEVICE")
-    if choice:
-        return torch.device(choice)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    source = "get_device()"
+    choice = prefer
+    if choice is None or choice == "":
+        choice = os.environ.get(ENV_VAR) or None
+        source = f"${ENV_VAR}"
+    if choice is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(choice)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{source} got {choice!r}, which is not a device name: use 'cpu', "
+                         "'cuda' (an NVIDIA GPU; 'cuda:1' for the second) or 'mps' "
+                         "(Apple silicon)") from None
+    _require_available(device, f"{source} asked for {str(device)!r}")
+    return device
+
+
+def _require_available(device: torch.device, request: str) -> None:
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            problem = _HOW_TO_GET["cuda"]
+        elif device.index is not None and device.index >= count:
+            problem = f"this machine has {count} CUDA device(s), numbered from 0"
+        else:
+            return
+    elif device.type == "mps":
+        if _mps_available():
+            return
+        problem = _HOW_TO_GET["mps"]
+    else:
+        return
+    raise DeviceUnavailable(f"{request}, but {problem}; call get_device() with no argument "
+                            f"(and ${ENV_VAR} unset) to take the best device available.")
 
 
 def describe_device(device: torch.device | None = None) -> str:

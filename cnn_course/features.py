@@ -3,27 +3,78 @@ networks learned their own: the share of ink in each cell of a coarse grid ("zon
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
+
+
+def _positive_int(value: object, name: str) -> int:
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _as_tensor(values: object, name: str) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values
+    try:
+        return torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor (or an array of numbers), "
+                        f"got {type(values).__name__}") from None
 
 
 def ink_features(images: torch.Tensor, grid: int) -> torch.Tensor:
     """Share of ink in each cell of a ``grid`` x ``grid`` partition of every image.
 
-    images: [N, H, W] with values in [0, 1] (0 = paper, 1 = full ink); ``grid`` must divide H
-    and W. Returns [N, grid * grid]: cell (row r, column c) at index ``r * grid + c``.
+    images: a batch [N, H, W] or one image [H, W], with values in [0, 1] (0 = paper, 1 = full
+    ink); uint8 pixels (0-255, as ``load_mnist`` returns them) are divided by 255 first, other
+    integer or bool images are taken as they are. ``grid`` must divide H and W. Returns
+    [N, grid * grid] (or [grid * grid] for one image): cell (row r, column c) at index
+    ``r * grid + c``.
     """
-    n, height, width = images.shape
+    images = _as_tensor(images, "images")
+    grid = _positive_int(grid, "grid")
+    if images.dim() not in (2, 3):
+        raise ValueError("images must be one image [H, W] or a batch [N, H, W], got shape "
+                         f"{tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        images = images.float() / 255
+    elif not (images.is_floating_point() or images.is_complex()):
+        images = images.float()
+    single = images.dim() == 2
+    batch = images.unsqueeze(0) if single else images
+    n, height, width = batch.shape
     if height % grid or width % grid:
         raise ValueError(f"a {grid}x{grid} grid does not divide {height}x{width} images evenly")
-    cells = images.reshape(n, grid, height // grid, grid, width // grid)
-    return cells.mean(dim=(2, 4)).reshape(n, grid * grid)
+    cells = batch.reshape(n, grid, height // grid, grid, width // grid)
+    features = cells.mean(dim=(2, 4)).reshape(n, grid * grid)
+    return features[0] if single else features
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class indices [N] -> float32 one-hot targets [N, num_classes] (one 1 per row)."""
-    targets = torch.zeros(len(labels), num_classes)
-    targets[torch.arange(len(labels)), labels] = 1.0
-    return targets
+    """Class indices [N] -> float32 one-hot targets [N, num_classes] (one 1 per row).
+
+    ``labels`` holds integers from 0 to ``num_classes - 1`` (a tensor, array or list); one
+    label (a 0-d tensor) gives one row [num_classes].
+    """
+    labels = _as_tensor(labels, "labels")
+    num_classes = _positive_int(num_classes, "num_classes")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype} "
+                        "(convert them with labels.long())")
+    if labels.dim() > 1:
+        raise ValueError(f"labels must be a 1-d tensor [N], got shape {tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
+        raise ValueError(f"label {bad} is not a class index: with num_classes={num_classes} "
+                         f"labels go from 0 to {num_classes - 1}")
+    flat = labels.reshape(-1).long()
+    targets = torch.zeros(len(flat), num_classes, device=labels.device)
+    targets[torch.arange(len(flat), device=labels.device), flat] = 1.0
+    return targets[0] if labels.dim() == 0 else targets
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

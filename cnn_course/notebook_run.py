@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Empty
-from time import monotonic
 
 import nbformat
 
 from cnn_course.authoring import CHECK_TAG
 from cnn_course.checks.core import FAIL_MARK, PASS_MARK
+from cnn_course.kernel_polling import install_short_polls
 
 
 @dataclass(frozen=True)
@@ -60,47 +59,12 @@ def run_notebook(path: Path, timeout: int = 600, kernel_name: str = "python3"
 
     Every cell runs even if an earlier one raised, so all problems show at once.
     """
-    notebook = nbformat.read(path, as_version=4)
-    client = _client_class()(notebook, timeout=timeout, kernel_name=kernel_name,
-                             allow_errors=True,
-                             resources={"metadata": {"path": str(Path(path).parent)}})
-    client.execute()
-    return read_cells(notebook)
-
-
-POLL_SECONDS = 1.0
-
-
-def _client_class():
-    """nbclient's NotebookClient, waiting for kernel messages in short polls.
-
-    nbclient waits for a cell's reply with one poll of the zmq socket for the whole cell
-    timeout. Now and then (about one run in 25 of a notebook with widgets, on a busy machine)
-    that poll never wakes although the reply has arrived: the kernel sits idle and the run hangs
-    until the timeout. Every new poll looks at the socket first, so polling again each second
-    picks the message up.
-    """
     from nbclient import NotebookClient
 
-    class PatientNotebookClient(NotebookClient):
-        async def async_start_new_kernel_client(self, **kwargs):
-            started = await super().async_start_new_kernel_client(**kwargs)
-            for channel in (self.kc.shell_channel, self.kc.iopub_channel):
-                channel.get_msg = _in_short_polls(channel.get_msg)
-            return started
-
-    return PatientNotebookClient
-
-
-def _in_short_polls(get_msg):
-    async def get_msg_in_short_polls(timeout: float | None = None):
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            step = POLL_SECONDS if deadline is None else min(POLL_SECONDS,
-                                                               max(0.0, deadline - monotonic()))
-            try:
-                return await get_msg(timeout=step)
-            except Empty:
-                if deadline is not None and monotonic() >= deadline:
-                    raise
-    return get_msg_in_short_polls
+    install_short_polls()
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name=kernel_name,
+                            allow_errors=True,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    client.execute()
+    return read_cells(notebook)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -38,27 +39,57 @@ class Summary:
         printer.text(str(self))
 
 
+SHAPE_HINT = "input_shape is one sample without the batch dimension, e.g. (1, 28, 28)"
+
+
+def _check_input_shape(input_shape: object) -> tuple[int, ...]:
+    if isinstance(input_shape, torch.Size):
+        input_shape = tuple(input_shape)
+    if not isinstance(input_shape, tuple | list) or not input_shape or not all(
+            isinstance(n, Integral) and not isinstance(n, bool) for n in input_shape):
+        raise TypeError(f"input_shape must be a tuple of positive ints, got {input_shape!r}; "
+                        f"{SHAPE_HINT}")
+    if min(input_shape) < 1:
+        raise ValueError(f"input_shape must hold positive sizes, got {tuple(input_shape)}; "
+                         f"{SHAPE_HINT}")
+    return tuple(int(n) for n in input_shape)
+
+
 def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
     """Run one sample of ``input_shape`` (no batch dimension, e.g. ``(1, 28, 28)``) through
-    ``model`` and record every leaf layer's output shape and own parameter count."""
+    ``model`` and record every leaf layer's output shape and own parameter count.
+
+    A layer that fails on the shape it receives raises a ``ValueError`` naming the layer and
+    that shape (batch dimension included), instead of PyTorch's own error."""
+    shape = _check_input_shape(input_shape)
     rows: list[LayerRow] = []
     handles = []
+    received: dict[str, tuple[int, ...]] = {}  # the input shape of each layer that started
     for name, module in model.named_modules():
         if list(module.children()):
             continue  # containers: their leaves are listed instead
+
+        def pre_hook(module, inputs, name=name):
+            first = inputs[0] if inputs else None
+            received["last"] = (name, type(module).__name__,
+                                tuple(first.shape) if isinstance(first, torch.Tensor) else None)
 
         def hook(module, inputs, output, name=name):
             shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
             params = sum(p.numel() for p in module.parameters(recurse=False))
             rows.append(LayerRow(name, type(module).__name__, shape, params))
+            received.pop("last", None)
 
+        handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(hook))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            model(torch.zeros(1, *shape, device=device))
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise ValueError(_failure_message(received.get("last"), shape, error)) from None
     finally:
         for handle in handles:
             handle.remove()
@@ -66,3 +97,16 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Summary(rows, total, trainable)
+
+
+def _failure_message(last: tuple[str, str, tuple[int, ...] | None] | None,
+                     shape: tuple[int, ...], error: BaseException) -> str:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    model_input = f"the model's input had shape {(1, *shape)}, batch dimension included"
+    if last is None:
+        where = f"the model failed ({model_input})"
+    else:
+        name, kind, received = last
+        got = f" on a tensor of shape {received}" if received is not None else ""
+        where = f"layer {name} ({kind}) failed{got} ({model_input})"
+    return f"model_summary(input_shape={shape}): {where}: {detail}; {SHAPE_HINT}"

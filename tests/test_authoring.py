@@ -1,7 +1,17 @@
 import nbformat
 import pytest
 
-from cnn_course.authoring import AuthoringError, learner_version, out_of_date, strip_solutions
+from cnn_course.authoring import (
+    AuthoringError,
+    generate,
+    learner_version,
+    main,
+    out_of_date,
+    repository_problems,
+    strip_solutions,
+)
+
+REPOSITORY = "https://github.com/cnn-course/cnn-from-first-principles"
 
 
 def test_answer_region_becomes_stub_with_its_indentation():
@@ -38,3 +48,61 @@ def test_learner_version_clears_outputs_and_requires_a_check_cell():
 
 def test_committed_learner_notebooks_are_in_sync(root):
     assert out_of_date(root) == []
+
+
+def test_committed_notebooks_install_the_configured_repository(root):
+    assert repository_problems(root) == []
+
+
+def _course(tmp_path, install_url: str, config_url: str = REPOSITORY):
+    """A tiny course: _config.yml and one solution notebook, its learner copy generated."""
+    (tmp_path / "_config.yml").write_text(f"title: t\nrepository:\n  url: {config_url}\n"
+                                          "  branch: main\n", encoding="utf-8")
+    (tmp_path / "solutions").mkdir()
+    install = nbformat.v4.new_code_cell(
+        "import importlib.util\n\nif importlib.util.find_spec('cnn_course') is None:\n"
+        f'    %pip install --quiet "cnn_course @ git+{install_url}"')
+    intro = nbformat.v4.new_markdown_cell("# Chapter 1")
+    nbformat.write(nbformat.v4.new_notebook(cells=[intro, install]),
+                   tmp_path / "solutions" / "01_x.ipynb")
+    generate(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("url", [REPOSITORY, REPOSITORY + ".git", REPOSITORY + "/"])
+def test_the_configured_repository_passes_the_check(tmp_path, capsys, url):
+    course = _course(tmp_path, url)
+    assert repository_problems(course) == []
+    assert main(["check", "--root", str(course)]) == 0
+    assert "install the repository named in _config.yml" in capsys.readouterr().out
+
+
+def test_an_install_cell_naming_another_repository_is_reported(tmp_path, capsys):
+    course = _course(tmp_path, "https://github.com/someone-else/fork")
+    problems = repository_problems(course)
+    assert problems == [
+        f"{folder}/01_x.ipynb installs from https://github.com/someone-else/fork, but "
+        f"_config.yml names the repository {REPOSITORY} (repository: url); make them the same"
+        for folder in ("solutions", "notebooks")]
+    assert out_of_date(course) == []  # the notebooks are in sync: only the repository differs
+    assert main(["check", "--root", str(course)]) == 1
+    assert "wrong repository: solutions/01_x.ipynb installs from" in capsys.readouterr().err
+
+
+def test_a_notebook_without_an_install_cell_is_reported(tmp_path):
+    course = _course(tmp_path, REPOSITORY)
+    notebook = nbformat.read(course / "solutions" / "01_x.ipynb", as_version=4)
+    notebook.cells = notebook.cells[:1]
+    nbformat.write(notebook, course / "solutions" / "01_x.ipynb")
+    generate(course)
+    assert [p.split(" has ")[1][:15] for p in repository_problems(course)] == [
+        "no install cell"] * 2
+
+
+def test_execute_without_notebooks_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["execute"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m cnn_course.authoring")
+    assert "execute needs the solution notebooks to run" in err

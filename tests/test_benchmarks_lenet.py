@@ -1,16 +1,18 @@
 """The LeNet-5 benchmark runs end to end in its quick mode and prints every report line."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 
-def test_quick_benchmark_prints_every_report_line(root):
+def test_quick_benchmark_prints_every_report_line(root, tmp_path):
+    output = tmp_path / "lenet.json"
     try:
         result = subprocess.run(
             [sys.executable, str(root / "benchmarks" / "lenet5_mnist.py"), "--quick",
-             "--tutorial-epochs", "1"],
+             "--tutorial-epochs", "1", "--output", str(output)],
             cwd=root, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail("benchmarks/lenet5_mnist.py --quick took more than 60 s")
@@ -22,3 +24,9 @@ def test_quick_benchmark_prints_every_report_line(root):
                        "tutorial recipe: ", "load average at end: "):
         assert any(line.startswith(line_start) for line in out.splitlines()), (
             f"no line starting with {line_start!r} in:\n{out}")
+    results = json.loads(output.read_text())
+    assert results["quick"] is True
+    for part in ("time_to_target", "seeds", "pipelines", "batch_sizes", "tutorial"):
+        assert results[part]["measured"]["date"] and results[part]["measured"]["machine"], part
+    assert len(results["seeds"]["final_test_acc"]) == 1
+    assert set(results["batch_sizes"]["seconds"]) == {"1", "256"}

@@ -78,6 +78,9 @@ def test_relative_error_mistakes_are_named():
     assert_caught("relative_error", formula(lambda a, b: (a + b).abs(), floor=None), "|a + b|")
     assert_caught("relative_error", lambda a, b: (a - b).abs() / (a.abs() + b.abs() + 1e-12),
                   "return one number")
+    assert_caught("relative_error",
+                  lambda a, b: float((a - b).abs().max() / (a.abs() + b.abs()).max()),
+                  "element by element")
 
 
 # ---- linear, ReLU, sigmoid, softmax ---------------------------------------------------------

@@ -173,6 +173,48 @@ def test_extra_parameters_are_caught():
     assert "61,706" in failure("lenet5", bigger)
 
 
+class ForwardVariant(Configurable):
+    """The right layers with a plausible mistake in ``forward``."""
+
+    def __init__(self, num_classes=10, activation=F.relu, pool=F.max_pool2d, last=None,
+                 skip_f6_relu=False):
+        super().__init__(num_classes)
+        self.activation, self.pool, self.last = activation, pool, last
+        self.skip_f6_relu = skip_f6_relu
+
+    def forward(self, x):
+        act = self.activation
+        x = self.pool(act(self.c1(x)), 2)
+        x = self.pool(act(self.c3(x)), 2)
+        x = act(self.c5(x.flatten(1)))
+        x = self.f6(x) if self.skip_f6_relu else act(self.f6(x))
+        x = self.out(x)
+        return self.last(x) if self.last else x
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"activation": lambda x: x}, "no activation function"),
+    ({"last": F.relu}, "applies ReLU to the output layer"),
+    ({"activation": torch.tanh}, "uses tanh"),
+    ({"activation": torch.sigmoid}, "uses sigmoid"),
+    ({"pool": F.avg_pool2d}, "uses average pooling"),
+    ({"skip_f6_relu": True}, "gives other scores than your forward pass"),
+])
+def test_wrong_forward_passes_are_caught(changes, words):
+    message = failure("lenet5", lambda num_classes=10: ForwardVariant(num_classes, **changes))
+    assert words in message
+
+
+def test_relu_after_pooling_is_the_same_network():
+    def pool_then_relu(x, size):
+        return F.max_pool2d(x, size)
+    model = ForwardVariant(activation=lambda x: x, pool=lambda x, k: F.relu(F.max_pool2d(x, k)))
+    model.forward = ForwardVariant.forward.__get__(model)
+    result = run("lenet5", lambda num_classes=10: ForwardVariant(
+        num_classes, pool=lambda x, k: F.max_pool2d(F.relu(x), k)))
+    assert result.passed, result.message
+
+
 # ---- the training loop ----------------------------------------------------------------------
 
 def loop(*, zero_grad=True, step=True, train=True, first_only=False, schedule=True,

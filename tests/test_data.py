@@ -95,3 +95,77 @@ def test_channel_stats_and_float_conversion():
     assert mean == pytest.approx((1.0, 0.0, 0.0)) and std == pytest.approx((0.0, 0.0, 0.0))
     x = data.to_float_images(images, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert x.shape == (2, 3, 4, 4) and x[:, 0].eq(1).all() and x[:, 1].eq(-1).all()
+
+
+def test_a_partial_mnist_download_falls_through_to_a_clear_paragraph(offline):
+    raw = offline / "root" / "MNIST" / "raw"  # an interrupted download: one file of four
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 16)
+    with pytest.raises(data.DataUnavailable, match="^MNIST is not on this machine"):
+        data.load_mnist(train=False)
+
+
+@needs_mirror
+def test_a_partial_mnist_download_falls_through_to_the_mirror(monkeypatch, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"\0" * 16)
+    monkeypatch.setenv("CNN_COURSE_DATA", str(tmp_path))
+    images, labels = data.load_mnist(train=False)
+    assert images.shape == (10_000, 28, 28) and labels[0].item() == 7
+
+
+def _tiny_cifar_mirror(folder: Path) -> Path:
+    """A CIFAR-10 JPEG mirror with one image per split and class."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    tar_path = folder / "cifar10-jpg.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as archive:
+        for split in ("train", "test"):
+            for index, name in enumerate(data.CIFAR10_CLASSES):
+                buffer = io.BytesIO()
+                Image.new("RGB", (32, 32), (index * 25, 0, 0)).save(buffer, format="JPEG")
+                member = tarfile.TarInfo(f"cifar10/{split}/{name}/0.jpg")
+                member.size = buffer.tell()
+                buffer.seek(0)
+                archive.addfile(member, buffer)
+    return tar_path
+
+
+def test_concurrent_builders_of_the_cifar_cache_decode_once(monkeypatch, tmp_path):
+    import threading
+    import time
+
+    _tiny_cifar_mirror(tmp_path / "mirror")
+    monkeypatch.setenv("CNN_COURSE_DATA", str(tmp_path / "root"))
+    monkeypatch.setenv("CNN_COURSE_DATA_MIRROR", str(tmp_path / "mirror"))
+    decode, calls = data._decode_cifar_mirror, []
+
+    def slow_decode(tar_path):
+        calls.append(tar_path)
+        time.sleep(0.3)  # the second builder arrives while the first is still decoding
+        return decode(tar_path)
+    monkeypatch.setattr(data, "_decode_cifar_mirror", slow_decode)
+    results, errors = [], []
+
+    def build():
+        try:
+            results.append(data.load_cifar10(train=True))
+        except Exception as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(calls) == 1
+    for images, labels in results:
+        assert images.shape == (10, 32, 32, 3) and labels.tolist() == list(range(10))
+    leftovers = [p.name for p in (tmp_path / "root").iterdir() if p.suffix == ".tmp"]
+    assert leftovers == []
+    test_images, test_labels = data.load_cifar10(train=False)
+    assert test_images.shape == (10, 32, 32, 3) and len(calls) == 1

@@ -27,6 +27,46 @@ def test_nested_models_list_leaves_and_totals():
     assert "trainable parameters" in text and "47,206" in text
 
 
-def test_wrong_input_shape_raises_torch_error():
-    with pytest.raises(RuntimeError):
-        model_summary(nn.Sequential(nn.Flatten(), nn.Linear(400, 10)), (1, 28, 28))
+HINT = "input_shape is one sample without the batch dimension, e.g. (1, 28, 28)"
+
+
+def _conv_model() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 24 * 24, 10))
+
+
+def test_a_layer_that_fails_is_named_with_the_shape_it_received():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(400, 10))
+    with pytest.raises(ValueError) as caught:
+        model_summary(model, (1, 28, 28))
+    message = str(caught.value)
+    assert "layer 1 (Linear) failed on a tensor of shape (1, 784)" in message
+    assert "(1, 1, 28, 28), batch dimension included" in message and message.endswith(HINT)
+
+
+def test_the_batch_dimension_given_by_mistake_is_explained():
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv2d\) failed on a tensor of shape "
+                                         r"\(1, 1, 1, 28, 28\)") as caught:
+        model_summary(_conv_model(), (1, 1, 28, 28))
+    assert str(caught.value).endswith(HINT)
+    with pytest.raises(ValueError, match=r"layer 3 \(Linear\) failed") as caught:
+        model_summary(_conv_model(), (28, 28))  # the convolution reads it as 1 unbatched image
+    assert str(caught.value).endswith(HINT)
+
+
+@pytest.mark.parametrize("bad,error", [(28, TypeError), ((), TypeError), ((1, 28.0, 28), TypeError),
+                                       ((1, True, 28), TypeError), ("1, 28, 28", TypeError),
+                                       ((1, 0, 28), ValueError), ([1, -28, 28], ValueError)])
+def test_input_shape_must_be_positive_ints(bad, error):
+    with pytest.raises(error, match="input_shape must") as caught:
+        model_summary(_conv_model(), bad)
+    assert str(caught.value).endswith(HINT)
+
+
+def test_model_state_is_restored_after_a_failure():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(400, 10))
+    model.train()
+    with pytest.raises(ValueError):
+        model_summary(model, (1, 28, 28))
+    assert model.training and not model[1]._forward_hooks and not model[1]._forward_pre_hooks
+    summary = model_summary(model, [400])
+    assert [r.output_shape for r in summary.rows] == [(400,), (10,)]

@@ -103,3 +103,8 @@ def test_line_fit_full_batch_matches_least_squares():
     assert math.dist(path.points[-1].tolist(), (w, b)) < 1e-3
     noisy = problem.minibatch_path(batch_size=1, lr=0.05, steps=300)
     assert noisy.diverged_at is None and noisy.final_loss > path.final_loss
+
+
+def test_unknown_surface_names_the_choices():
+    with pytest.raises(ValueError, match="unknown surface 'valley'.*'ravine'"):
+        OptimizerRace("valley")

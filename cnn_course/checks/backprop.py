@@ -244,7 +244,10 @@ def relative_error_cases(fn: Callable, hidden: bool = False) -> list[Case]:
         if math.isinf(got) and ((a + b) == 0).any():
             raise CaseFailed(f"returned {got}: you divided by |a + b|, which is 0 where a and "
                              "b have opposite signs; divide by |a| + |b|", diagnosed=True)
-        explanations = {
+        explanations = {  # checked in order: the first that matches is named
+            "you divided the largest difference by the largest |a| + |b|; take the ratio "
+            "element by element, then the max: (|a - b| / (|a| + |b|)).max()":
+                float(diff.max() / size.max().clamp(min=1e-12)),
             "you took the mean over the elements; a gradient check needs the worst one: "
             "take the max": float((diff / size.clamp(min=1e-12)).mean()),
             "you divided by max(|a|, |b|); this course divides by |a| + |b|":
@@ -263,6 +266,9 @@ def relative_error_cases(fn: Callable, hidden: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(77 if hidden else 7)
     random_a = _randn(generator, 3, 4)
     random_b = random_a + 0.01 * _randn(generator, 3, 4)
+    hidden_a = _randn(generator, 2, 3, 5)
+    hidden_a[1, 2, 3] = 1e-9
+    hidden_b = hidden_a * (1 + 0.001 * _randn(generator, 2, 3, 5))
     return [
         Case("two equal tensors", lambda: run_case(tensor(1.0, -2.0, 3.0), tensor(1.0, -2.0, 3.0))),
         Case("a = [1, 2, 3.3], b = [1, 2, 3]",
@@ -275,7 +281,8 @@ def relative_error_cases(fn: Callable, hidden: bool = False) -> list[Case]:
         Case("two 0-dim tensors", lambda: run_case(torch.tensor(2.0, dtype=DTYPE),
                                                    torch.tensor(2.5, dtype=DTYPE))),
         Case("random 3x4 matrices", lambda: run_case(random_a, random_b)),
-    ]
+    ] + ([Case("random 2x3x5 tensors, one tiny element",
+               lambda: run_case(hidden_a, hidden_b))] if hidden else [])
 
 
 # ---- linear, ReLU, sigmoid ------------------------------------------------------------------

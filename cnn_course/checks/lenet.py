@@ -246,6 +246,40 @@ def _digits(count: int, seed: int) -> torch.Tensor:
     return torch.randn(count, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
+def _same_weights_output(layers: list[nn.Module], x: torch.Tensor,
+                         activation: type[nn.Module] = nn.ReLU,
+                         pooling: type[nn.Module] = nn.MaxPool2d) -> torch.Tensor:
+    """The course's LeNet-5 with the learner's weights copied in, applied to ``x``."""
+    reference = CourseLeNet5(num_classes=layers[-1].out_features, c1_padding=2,
+                             activation=activation, pooling=pooling).eval()
+    targets = [reference.c1, reference.c3, reference.c5, reference.f6, reference.output]
+    with torch.no_grad():
+        for target, layer in zip(targets, layers, strict=True):
+            target.weight.copy_(layer.weight)
+            target.bias.copy_(layer.bias)
+        return reference(x)
+
+
+def _relu_on_logits(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(_same_weights_output(layers, x))
+
+
+_FORWARD_MISTAKES: dict[str, Callable[[list[nn.Module], torch.Tensor], torch.Tensor]] = {
+    "your forward pass has no activation function: without ReLU the five layers (and the "
+    "pooling) compute little more than one linear map; put F.relu after C1, C3, C5 and F6":
+        lambda layers, x: _same_weights_output(layers, x, activation=nn.Identity),
+    "your forward pass applies ReLU to the output layer too: the logits must be able to be "
+    "negative, so leave the last layer without an activation": _relu_on_logits,
+    "your forward pass uses tanh; the exercise asks for ReLU (tanh is closer to the 1998 paper, "
+    "but trains more slowly here)": lambda layers, x: _same_weights_output(layers, x, nn.Tanh),
+    "your forward pass uses sigmoid; the exercise asks for ReLU, which does not saturate":
+        lambda layers, x: _same_weights_output(layers, x, nn.Sigmoid),
+    "your forward pass uses average pooling; the exercise asks for max pooling "
+    "(F.max_pool2d(x, 2))":
+        lambda layers, x: _same_weights_output(layers, x, pooling=nn.AvgPool2d),
+}
+
+
 def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Case]:
     seed = 1234 if hidden else 0
 
@@ -314,6 +348,23 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
             raise CaseFailed("your model ends with a softmax; return the raw scores (logits): "
                              "F.cross_entropy applies log-softmax itself", diagnosed=True)
 
+    def computes_lenet5() -> None:
+        model = _build(fn)
+        model.eval()
+        x = _digits(4, seed + 3)
+        got, recorder = _forward(model, x)
+        layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
+        expected = _same_weights_output(layers, x)
+        if torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+            return
+        for mistake, variant in _FORWARD_MISTAKES.items():
+            if torch.allclose(got, variant(layers, x), atol=1e-5, rtol=1e-4):
+                raise CaseFailed(mistake, diagnosed=True)
+        raise CaseFailed("with your layers' own weights, LeNet-5 (ReLU after C1, C3, C5 and F6, "
+                         "2x2 max pooling after each ReLU'd convolution, nothing after the output "
+                         "layer) gives other scores than your forward pass; compare your forward "
+                         "with that order")
+
     def other_class_count() -> None:
         out, _ = _forward(_build(fn, num_classes=26), _digits(3, seed))
         if tuple(out.shape) != (3, 26):
@@ -328,6 +379,8 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
         Case("parameters per layer and 61,706 in all", parameter_counts),
         Case("each image's scores do not depend on the rest of the batch", samples_independent),
         Case("the outputs are logits", logits_not_probabilities),
+        Case("the forward pass computes LeNet-5 (checked with your own weights)",
+             computes_lenet5),
         Case("LeNet5(num_classes=26)", other_class_count),
     ]
 

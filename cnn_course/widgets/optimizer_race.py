@@ -34,6 +34,9 @@ class OptimizerRace:
     """
 
     def __init__(self, surface: str = "ravine") -> None:
+        if surface not in SURFACES:
+            raise ValueError(f"unknown surface {surface!r}; choose one of "
+                             f"{', '.join(map(repr, SURFACES))}")
         suggested = SUGGESTED[surface]
         slider = dict(continuous_update=False, style={"description_width": "170px"},
                       layout=W.Layout(width="420px"))
