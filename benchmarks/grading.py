@@ -3,10 +3,13 @@
     python benchmarks/grading.py                 # 50 copies of the solved Chapter 1 notebook
     python benchmarks/grading.py --copies 10 50  # two class sizes, to see the cost grow linearly
     python benchmarks/grading.py --jobs 1
+    python benchmarks/grading.py --quick         # a smoke run: 3 copies (seconds)
 
 Grades copies of a solved notebook (every copy must get full marks) with ``--jobs`` workers at
 a time and prints the rate with the machine, the date and the machine's load, which matters on
-a shared computer. The grader's own start (reading the chapters) is not counted.
+a shared computer. The grader's own start (reading the chapters) is not counted. A full run
+also writes its figures, each with the machine, date and load average when it started, to
+``benchmarks/results/grading_cpu.json``; a quick run writes only where ``--output`` says.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from pathlib import Path
 
 import torch
 
+from cnn_course.benchmark_results import load_average, results_path, stamp, to_json
 from cnn_course.device import describe_device
 from cnn_course.grading.grader import DEFAULT_SOLUTIONS, Grader, GradingOptions
 from cnn_course.grading.runner import Limits
+
+QUICK_COPIES = 3
 
 
 def _load() -> str:
@@ -59,24 +65,49 @@ def grade_copies(notebook: Path, copies: int, jobs: int) -> tuple[float, list[fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--copies", type=int, nargs="+", default=[50],
-                        help="how many copies to grade (several numbers: one run each)")
+    parser.add_argument("--copies", type=int, nargs="+", default=None,
+                        help="how many copies to grade (several numbers: one run each; "
+                             f"default 50, quick {QUICK_COPIES})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="notebooks graded at once (default: the number of cores)")
     parser.add_argument("--notebook", type=Path,
                         default=DEFAULT_SOLUTIONS / "01_convolution.ipynb",
                         help="the solved notebook to copy (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smoke run: {QUICK_COPIES} copies; figures not meaningful")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="results file (default: benchmarks/results/grading_cpu.json; "
+                             "quick runs write only if this is given)")
     args = parser.parse_args(argv)
-    print(f"machine: {describe_device(torch.device('cpu'))} (graders run on the CPU)")
+    copies = args.copies or ([QUICK_COPIES] if args.quick else [50])
+    machine = describe_device(torch.device("cpu"))
+    print("grading benchmark" + (" (--quick: figures not meaningful)" if args.quick else ""))
+    print(f"machine: {machine} (graders run on the CPU)")
     print(f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"notebook: {args.notebook.name}, {args.jobs} job(s) at a time")
-    for copies in args.copies:
+    runs = []
+    for count in copies:
+        measured = stamp(torch.device("cpu"))
         print(f"before: {_load()}", flush=True)
-        elapsed, each = grade_copies(args.notebook, copies, args.jobs)
-        print(f"{copies} notebooks in {elapsed:.1f} s: {copies / elapsed * 60:.1f} notebooks "
-              f"per minute ({elapsed / copies:.2f} s per notebook; one notebook's own "
+        elapsed, each = grade_copies(args.notebook, count, args.jobs)
+        print(f"{count} notebooks in {elapsed:.1f} s: {count / elapsed * 60:.1f} notebooks "
+              f"per minute ({elapsed / count:.2f} s per notebook; one notebook's own "
               f"grading took {min(each):.1f} to {max(each):.1f} s)")
+        after = load_average()
         print(f"after: {_load()}", flush=True)
+        runs.append({"copies": count, "seconds": round(elapsed, 1),
+                     "notebooks_per_minute": round(count / elapsed * 60, 1),
+                     "seconds_per_notebook": round(elapsed / count, 2),
+                     "one_notebook_seconds": [round(min(each), 1), round(max(each), 1)],
+                     "measured": measured, "load_average_after_1_5_15": after})
+    results = {"benchmark": "benchmarks/grading.py", "device": "cpu", "quick": args.quick,
+               "notebook": args.notebook.name, "jobs": args.jobs,
+               "cpu_count": os.cpu_count(), "runs": runs}
+    output = args.output or (None if args.quick else results_path("grading", "cpu"))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(to_json(results), encoding="utf-8")
+        print(f"results written to {output}")
     return 0
 
 

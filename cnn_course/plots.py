@@ -61,14 +61,22 @@ def show_kernel_values(kernel: torch.Tensor, ax: plt.Axes | None = None,
     return ax
 
 
-def draw_conv_grid(ax: plt.Axes, n: int, kernel_size: int, padding: int, stride: int,
-                   dilation: int, out_row: int, out_col: int) -> None:
-    """Draw the zero-padded input grid and the cells the kernel reads for one output position."""
-    size = n + 2 * padding
+def draw_conv_grid(ax: plt.Axes, n: int, kernel_size: int, padding: int | tuple[int, int],
+                   stride: int, dilation: int, out_row: int, out_col: int) -> None:
+    """Draw the zero-padded input grid and the cells the kernel reads for one output position.
+
+    ``padding`` is one number for both sides, or ``(before, after)`` where they differ, as for
+    ``padding='same'`` with an even kernel (PyTorch puts the odd extra row and column after).
+    """
+    before, after = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    if min(before, after) < 0:
+        raise ValueError(f"padding must be a non-negative int or (before, after) pair, "
+                         f"got {padding!r}")
+    size = before + n + after
     ax.clear()
     for i in range(size):
         for j in range(size):
-            is_padding = not (padding <= i < padding + n and padding <= j < padding + n)
+            is_padding = not (before <= i < before + n and before <= j < before + n)
             ax.add_patch(Rectangle((j, i), 1, 1, facecolor="#eeeeee" if is_padding else "white",
                                    edgecolor="#999999", linewidth=0.5))
     top, left = out_row * stride, out_col * stride

@@ -182,9 +182,23 @@ _SET_CONTROLS = """([root, values]) => {
     input.dispatchEvent(new Event("input"));
   }
   const pick = (key) => box.querySelector(`[data-result="${key}"]`)?.textContent ?? null;
-  return {size: pick("size"), params: pick("params"), problem: pick("problem"),
-          taps: box.querySelectorAll("rect.tap").length};
+  const taps = Array.from(box.querySelectorAll("rect.tap"),
+                          (r) => [Number(r.getAttribute("y")), Number(r.getAttribute("x"))]);
+  return {size: pick("size"), params: pick("params"), problem: pick("problem"), taps,
+          readout: box.querySelector(".readout").textContent};
 }"""
+
+
+def _cells_read(n: int, k: int, p: int, s: int, d: int, row: int, col: int) -> list[list[int]]:
+    """The padded-input cells that output (row, col) depends on, found by autograd through
+    F.conv2d itself (independent of any formula for where the kernel lands)."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = torch.zeros(1, 1, n + 2 * p, n + 2 * p, dtype=torch.float64, requires_grad=True)
+    out = F.conv2d(padded, torch.ones(1, 1, k, k, dtype=torch.float64), stride=s, dilation=d)
+    out[0, 0, row, col].backward()
+    return sorted(padded.grad[0, 0].nonzero().tolist())
 
 
 def test_static_conv_explorer_agrees_with_python(browser, site_url):
@@ -211,7 +225,12 @@ def test_static_conv_explorer_agrees_with_python(browser, site_url):
             assert shown["size"] == str(expected), (values, shown)
             params = conv_params(values["in_channels"], values["out_channels"], k)
             assert shown["params"] == f"{params:,}", (values, shown)
-            assert shown["taps"] == k * k
+            assert f"⌊({n} + 2·{p} − {d}·({k}−1) − 1) / {s}⌋ + 1" in shown["readout"]
+            row, col = rng.randrange(expected), rng.randrange(expected)
+            shown = visit.page.evaluate(_SET_CONTROLS, [".conv-arithmetic",
+                                                        {"out_row": row, "out_col": col}])
+            assert sorted(shown["taps"]) == _cells_read(n, k, p, s, d, row, col), (values, row,
+                                                                                  col)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         visit.page.locator(".conv-arithmetic").screenshot(
             path=str(SCREENSHOTS / "conv-explorer-static.png"))

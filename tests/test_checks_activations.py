@@ -321,3 +321,19 @@ def test_softmax_that_does_not_normalise_is_explained():
     result = failed_with("softmax", lambda x, dim=-1: torch.exp(x - x.amax(dim=dim, keepdim=True)),
                          "should sum to 1")
     assert "Hint" not in result.message
+
+
+# ---- output dtype ---------------------------------------------------------------------------
+
+def test_derivative_as_a_bool_tensor_is_refused_with_the_fix():
+    result = failed_with("relu_grad", lambda x: x > 0, "bool", ".to(x.dtype)")
+    assert "Hint" not in result.message
+    failed_with("leaky_relu_grad", lambda x, negative_slope=0.01: x > 0, "bool")
+
+
+def test_output_must_keep_the_dtype_of_x():
+    result = run("relu_grad", lambda x: (x > 0).float(), hidden=True)  # float32 for float64 x
+    assert not result.passed and "torch.float64" in result.message
+    assert "float64 inputs" in result.message and ".to(x.dtype)" in result.message
+    failed_with("relu_grad", lambda x: (x > 0).long(), "torch.int64")
+    assert run("relu_grad", lambda x: (x > 0).to(x.dtype), hidden=True).passed

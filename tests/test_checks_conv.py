@@ -89,3 +89,66 @@ def test_printed_verdict_and_fallback(capsys):
     assert solved_or_reference("conv_output_size", learner, reference.conv_output_size) \
         is reference.conv_output_size
     assert "reference implementation" in capsys.readouterr().out
+
+
+def test_low_level_convolution_ops_are_refused():
+    def via(op):
+        def fn(x, w, b=None, stride=1, padding=0):
+            return op(x, w, b, stride, padding)
+        return fn
+    lowered = {
+        "thnn_conv2d": lambda x, w, b, s, p: torch.ops.aten.thnn_conv2d(
+            x, w, list(w.shape[-2:]), b, [s, s], [p, p]),
+        "_slow_conv2d_forward": lambda x, w, b, s, p: torch.ops.aten._slow_conv2d_forward(
+            x, w, list(w.shape[-2:]), b, [s, s], [p, p]),
+        "mkldnn_convolution": lambda x, w, b, s, p: torch.ops.aten.mkldnn_convolution(
+            x, w, b, [p, p], [s, s], [1, 1], 1),
+        "slow_conv_dilated2d": lambda x, w, b, s, p: torch.ops.aten.slow_conv_dilated2d(
+            x, w, list(w.shape[-2:]), b, [s, s], [p, p]),
+        "convolution_backward": lambda x, w, b, s, p: torch.nn.grad.conv2d_weight(
+            x, w.shape, torch.ones(x.shape[0], w.shape[0], x.shape[2] - w.shape[2] + 1,
+                                   x.shape[3] - w.shape[3] + 1)),
+    }
+    for name, op in lowered.items():
+        result = run("conv2d_loops", via(op))
+        assert not result.passed and "built-in convolution" in result.message, (name, result)
+    # the guard is lifted afterwards
+    assert torch.ops.aten.thnn_conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3),
+                                      [3, 3]).item() == 9.0
+
+
+def test_hidden_cases_add_new_shapes_and_keep_the_visible_ones():
+    visible = [case.description for case in checks.conv2d_cases(reference.conv2d_loops)]
+    hidden = [case.description for case in checks.conv2d_cases(reference.conv2d_loops,
+                                                                hidden=True)]
+    assert hidden[:len(visible)] == visible
+    assert len(hidden) >= len(visible) + 4
+    shapes = {(x, w, s, p) for _, x, w, s, p, _ in checks._CONV_CONFIGS}
+    extra = {(x, w, s, p) for _, x, w, s, p, _ in checks._HIDDEN_CONV_CONFIGS}
+    assert extra and not extra & shapes
+
+
+def test_solution_that_only_handles_the_visible_shapes_fails_hidden_cases():
+    visible_shapes = {(x, w) for _, x, w, *_ in checks._CONV_CONFIGS}
+
+    def memorised(x, w, b=None, stride=1, padding=0):
+        if (tuple(x.shape), tuple(w.shape)) not in visible_shapes:
+            return torch.zeros(1)
+        return reference.conv2d_loops(x, w, b, stride, padding)
+    assert run("conv2d_loops", memorised).passed
+    assert not run("conv2d_loops", memorised, hidden=True).passed
+
+
+def test_even_sized_vertical_edge_kernel_is_accepted():
+    assert run("vertical_edge_kernel", lambda: torch.tensor([[1.0, -1.0], [1.0, -1.0]])).passed
+    assert run("vertical_edge_kernel", lambda: torch.tensor([[1.0, -1.0], [1.0, -1.0]]),
+               hidden=True).passed
+    four = torch.tensor([[1.0, 1.0, -1.0, -1.0]] * 4)
+    assert run("vertical_edge_kernel", lambda: four).passed
+
+
+def test_edge_kernel_with_nan_or_huge_size_is_explained():
+    nan = run("vertical_edge_kernel", lambda: torch.full((3, 3), float("nan")))
+    assert not nan.passed and "nan" in nan.message
+    huge = run("vertical_edge_kernel", lambda: torch.zeros(40, 40))
+    assert not huge.passed and "at most" in huge.message

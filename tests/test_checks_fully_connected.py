@@ -131,6 +131,74 @@ def test_in_features_ignoring_stride_is_caught_on_its_case():
     assert not result.passed and "stride 2" in result.message
 
 
+def _chapter3_style(input_shape, specs):
+    """Chapter 3's pooled_shapes convention: ("pool", kernel, stride, padding)."""
+    channels, height, width = input_shape
+    for spec in specs:
+        if spec[0] == "conv":
+            _, channels, kernel, stride, padding = spec
+        else:
+            _, kernel, stride, padding = spec
+        height = (height + 2 * padding - kernel) // stride + 1
+        width = (width + 2 * padding - kernel) // stride + 1
+    return channels * height * width
+
+
+def test_pool_spec_unpacked_with_chapter_3_padding_is_named():
+    result = run("flatten_size", _chapter3_style)
+    assert not result.passed and '("pool", kernel_size, stride)' in result.message
+    assert "Chapter 3" in result.message and "three entries" in result.message
+    assert "Hint" not in result.message
+
+
+def test_pool_spec_indexed_at_position_3_is_named():
+    def indexed(input_shape, specs):
+        channels, height, width = input_shape
+        for spec in specs:
+            if spec[0] == "conv":
+                channels, kernel, stride, padding = spec[1], spec[2], spec[3], spec[4]
+            else:
+                kernel, stride, padding = spec[1], spec[2], spec[3]
+            height = (height + 2 * padding - kernel) // stride + 1
+            width = (width + 2 * padding - kernel) // stride + 1
+        return channels * height * width
+    result = run("flatten_size", indexed)
+    assert not result.passed and '("pool", kernel_size, stride)' in result.message
+
+
+def test_unrelated_unpacking_error_is_not_blamed_on_the_pool_spec():
+    def broken(input_shape, specs):
+        channels, height = input_shape
+        return channels * height
+    result = run("flatten_size", broken)
+    assert not result.passed and "your code raised ValueError" in result.message
+    assert "Chapter 3" not in result.message
+
+
+def _pool_rule(pool_size):
+    def fn(input_shape, specs):
+        channels, height, width = input_shape
+        for spec in specs:
+            if spec[0] == "conv":
+                _, channels, kernel, stride, padding = spec
+                height = (height + 2 * padding - kernel) // stride + 1
+                width = (width + 2 * padding - kernel) // stride + 1
+            else:
+                height, width = pool_size(height, spec), pool_size(width, spec)
+        return channels * height * width
+    return fn
+
+
+def test_pooling_that_ignores_its_stride_is_named():
+    stride_one = run("flatten_size", _pool_rule(lambda n, spec: n - spec[1] + 1))
+    assert not stride_one.passed and "ignores the pooling stride" in stride_one.message
+    assert "Hint" not in stride_one.message
+    # dividing by the kernel is right for 2x2 windows with stride 2, wrong for AlexNet's 3, 2
+    by_kernel = run("flatten_size", _pool_rule(lambda n, spec: n // spec[1]))
+    assert not by_kernel.passed and "ignores the pooling stride" in by_kernel.message
+    assert "('pool', 3, 2)" in by_kernel.message
+
+
 # ---- layer table ----------------------------------------------------------------------------
 
 def _table_from(transform):

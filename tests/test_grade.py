@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -31,9 +32,11 @@ from cnn_course.grading.runner import Limits
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_convolution.ipynb"
 LEARNER = ROOT / "notebooks" / "01_convolution.ipynb"
+LEARNER_4 = ROOT / "notebooks" / "04_fully_connected.ipynb"
 EXERCISES = ["conv2d_loops", "conv_output_size", "conv_params", "conv2d_im2col",
              "vertical_edge_kernel"]
-CELL_SECONDS, CHECK_SECONDS = 8, 5   # short, but far above what a normal cell needs
+CELL_SECONDS, CHECK_SECONDS = 8, 15  # short, but far above what a normal cell or check needs,
+#                                     even the loop-based conv2d checks on a loaded machine
 LIMITS = ["--cell-timeout", str(CELL_SECONDS), "--check-timeout", str(CHECK_SECONDS),
           "--timeout", "120"]
 
@@ -250,6 +253,139 @@ def build_submissions(folder: Path) -> dict[str, Path]:
     """)
     built["deep"] = _write(folder, "deep.ipynb", deep)
 
+    # Each attack below targets one exercise, so that the score says which one worked.
+    saboteur = _read(LEARNER)
+    _insert(saboteur, "def conv2d_loops(", """
+        # conv_params: patch importlib.import_module, which the grader once imported its
+        # checkers with, after the learner's cells.
+        import importlib
+        _real_import_module = importlib.import_module
+
+        def _import_module(name, package=None):
+            module = _real_import_module(name, package)
+            if name.startswith("cnn_course.checks.") and hasattr(module, "run_check"):
+                real_run_check = module.run_check
+
+                def run_check(exercise, fn, hidden=False):
+                    if exercise == "conv_params":
+                        return module.CheckResult(exercise, True, "all cases pass.")
+                    return real_run_check(exercise, fn, hidden)
+                module.run_check = run_check
+            return module
+
+        importlib.import_module = _import_module
+    """)
+    _insert(saboteur, "def conv2d_loops(", """
+        # conv_output_size: edit the package source the grader loads its checkers from, held
+        # by a finder on sys.meta_path, and the finder's class.
+        import sys
+        extra = ("\\n_real_run_check = run_check\\n"
+                 "def run_check(exercise, fn, hidden=False):\\n"
+                 "    if exercise == 'conv_output_size':\\n"
+                 "        return CheckResult(exercise, True, 'all cases pass.')\\n"
+                 "    return _real_run_check(exercise, fn, hidden)\\n")
+        for finder in sys.meta_path:
+            store = getattr(finder, "sources", None)
+            if isinstance(store, dict) and "cnn_course/checks/conv.py" in store:
+                store["cnn_course/checks/conv.py"] += extra
+                real_exec_module = type(finder).exec_module
+
+                def exec_module(self, module, real=real_exec_module):
+                    real(self, module)
+                    if module.__name__ == "cnn_course.checks.conv" \\
+                            and "_real_run_check" not in vars(module):
+                        exec(extra, vars(module))
+                type(finder).exec_module = exec_module
+    """)
+    _insert(saboteur, "def conv2d_loops(", """
+        # conv2d_im2col: a torch function mode, left on, under which everything is close.
+        from torch.overrides import TorchFunctionMode
+
+        class Agreeable(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                if func is torch.isclose:
+                    return torch.ones(torch.broadcast_shapes(args[0].shape, args[1].shape),
+                                      dtype=torch.bool)
+                return func(*args, **(kwargs or {}))
+
+        Agreeable().__enter__()
+    """)
+    _insert(saboteur, "def conv2d_loops(", """
+        # vertical_edge_kernel: replace the worker's own function that checks an exercise,
+        # found through the garbage collector.
+        import gc
+        for namespace in gc.get_objects():
+            if isinstance(namespace, dict) and "_check" in namespace \\
+                    and "_launder" in namespace:
+                real_check = namespace["_check"]
+
+                def fake_check(*args, real=real_check, **kwargs):
+                    first = args[0]
+                    name = first.get("name") if isinstance(first, dict) else args[1]
+                    if name == "vertical_edge_kernel":
+                        verdict = {"passed": True, "message": "all cases pass."}
+                        return {"visible": verdict, "hidden": verdict}
+                    return real(*args, **kwargs)
+                namespace["_check"] = fake_check
+    """)
+    zeros = """
+            size = lambda n, k: (n + 2 * padding - k) // stride + 1
+            return torch.zeros(x.shape[0], weight.shape[0], size(x.shape[2], weight.shape[2]),
+                               size(x.shape[3], weight.shape[3]))
+    """
+    # conv2d_loops: the learner's function itself patches torch.isclose, while it is checked.
+    _set_function(saboteur, "conv2d_loops", """
+        def conv2d_loops(x, weight, bias=None, stride=1, padding=0):
+            torch.isclose = lambda a, b, **kwargs: torch.ones(
+                torch.broadcast_shapes(a.shape, b.shape), dtype=torch.bool)""" + zeros)
+    _set_function(saboteur, "conv2d_im2col", """
+        def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):""" + zeros)
+    built["saboteur"] = _write(folder, "saboteur.ipynb", saboteur)
+
+    liar = _read(LEARNER_4)
+    # linear_params, mlp_params: callable objects (not functions) that return an int
+    # subclass equal to everything.
+    _set_function(liar, "linear_params", """
+        class Agreeable(int):
+            def __eq__(self, other):
+                return True
+
+            def __ne__(self, other):
+                return False
+
+            __hash__ = int.__hash__
+
+        class Count:
+            def __call__(self, *args, **kwargs):
+                return Agreeable(0)
+
+        linear_params = Count()
+    """)
+    _set_function(liar, "mlp_params", "mlp_params = Count()")
+    # flatten_size: patch the course's reference that the checker imports when it runs.
+    _set_function(liar, "flatten_size", """
+        import cnn_course.reference.fully_connected as fc_reference
+
+        fc_reference.layers_from_specs = lambda channels, specs: lambda x: torch.zeros(1, 7)
+
+        def flatten_size(input_shape, specs):
+            return 7
+    """)
+    # one_hot: a trace hook, set while the function is checked, that makes the checker's
+    # comparison compare the answer with itself.
+    _set_function(liar, "one_hot", """
+        import sys
+
+        def one_hot(labels, num_classes):
+            def tracer(frame, event, arg):
+                if event == "call" and frame.f_code.co_name == "expect_close":
+                    frame.f_locals["expected"] = frame.f_locals["got"]
+
+            sys.settrace(tracer)
+            return torch.zeros(len(labels), num_classes)
+    """)
+    built["liar"] = _write(folder, "liar.ipynb", liar)
+
     (folder / "invalid.ipynb").write_text('{"cells": [', encoding="utf-8")
     built["invalid"] = folder / "invalid.ipynb"
     (folder / "empty.ipynb").write_bytes(b"")
@@ -435,6 +571,66 @@ def test_patched_torch_and_the_course_reference_earn_nothing(graded):
     assert any("changes torch.isclose" in flag for flag in deep["flags"])
 
 
+def _saboteur(graded) -> tuple[dict, str]:
+    saboteur = graded["results"]["saboteur"]
+    assert saboteur["chapter"] == "01_convolution" and saboteur["max_score"] == 5
+    return saboteur, " | ".join(saboteur["flags"])
+
+
+def test_a_patched_importlib_earns_nothing(graded):
+    saboteur, flags = _saboteur(graded)
+    assert _reason(saboteur, "conv_params") == "not solved yet"
+    assert "changes importlib.import_module" in flags   # read in the cell's code
+    assert re.search(r"its cells changed [^|]*importlib\.import_module", flags)   # seen running
+
+
+def test_editing_the_graders_copy_of_the_package_earns_nothing(graded):
+    saboteur, flags = _saboteur(graded)
+    assert _reason(saboteur, "conv_output_size") == "not solved yet"
+    assert "changes how modules are imported (sys.meta_path)" in flags
+    assert "the course package's source that the grader loads it from" in flags
+    assert "SnapshotFinder.exec_module" in flags
+
+
+def test_a_torch_function_mode_left_on_earns_nothing(graded):
+    saboteur, flags = _saboteur(graded)
+    assert "values differ" in _reason(saboteur, "conv2d_im2col")
+    assert "installs a PyTorch function or dispatch mode" in flags
+    assert "a torch function mode (TorchFunctionMode)" in flags
+
+
+def test_patching_torch_while_being_checked_earns_nothing(graded):
+    saboteur, _ = _saboteur(graded)
+    assert "the code changed torch.isclose while it was checked" in _reason(saboteur,
+                                                                            "conv2d_loops")
+
+
+def test_replacing_the_graders_own_functions_earns_nothing(graded):
+    saboteur, flags = _saboteur(graded)
+    assert _reason(saboteur, "vertical_edge_kernel") == "not solved yet"
+    assert "searches all live objects" in flags
+    assert "cnn_course.grading.worker._check" in flags
+    assert saboteur["score"] == 0
+
+
+def test_callable_objects_a_patched_reference_and_a_trace_hook_earn_nothing(graded):
+    liar = graded["results"]["liar"]
+    assert liar["chapter"] == "04_fully_connected"
+    assert {e["name"]: e["score"] for e in liar["exercises"]} == dict.fromkeys(
+        ["linear_params", "mlp_params", "flatten_size", "layer_table", "ink_features",
+         "one_hot"], 0)
+    # What a callable object returns is laundered like a function's: the plain int 0.
+    assert _reason(liar, "linear_params").startswith('case "Linear(') \
+        and "returned 0" in _reason(liar, "linear_params")
+    assert "returned 0" in _reason(liar, "mlp_params")
+    # The checker's own reference computes the expected size, not the learner's patched one.
+    assert "returned 7" in _reason(liar, "flatten_size")
+    assert any("changes fc_reference.layers_from_specs" in flag for flag in liar["flags"])
+    # A trace hook left on while the checker ran voids the cases.
+    assert "the code changed a trace or profile hook (sys.settrace) while it was checked" \
+        in _reason(liar, "one_hot")
+
+
 @pytest.mark.parametrize("name, reason", [
     ("invalid", "not valid JSON"),
     ("empty", "the file is empty"),
@@ -477,6 +673,66 @@ def test_rewriting_the_package_on_disk_changes_no_grade(tmp_path):
     assert "return CheckResult(exercise, True" in (copy / "checks" / "conv.py").read_text()
     assert [r.score for r in results] == [0, 0]
     assert all(e.reason == "not solved yet" for r in results for e in r.exercises)
+
+
+def test_the_notebooks_time_limit_leaves_the_remaining_cells_unrun(tmp_path):
+    """Cells that each finish well within the cell limit, but not all within --timeout."""
+    slow = _read(SOLUTION)
+    for _ in range(4):
+        _insert(slow, "def conv2d_loops(", "import time\ntime.sleep(1)")
+    first_sleep = _index_of(slow, "time.sleep(1)")
+    defining = [_index_of(slow, f"def {name}(") for name in EXERCISES]
+    out = tmp_path / "grades.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = grade.main([str(_write(tmp_path, "slow.ipynb", slow)), "--timeout", "2.5",
+                             "--cell-timeout", "30", "--quiet", "--json", str(out)])
+    assert status == 1
+    result = json.loads(out.read_text(encoding="utf-8"))["submissions"][0]
+    assert result["score"] == 0 and result["max_score"] == 5
+    not_run = next(p for p in result["problems"] if "were not run" in p)
+    assert not_run.endswith("were not run: the notebook passed its 2.5 s time limit")
+    listed = {int(i) for i in re.findall(r"\d+", not_run.split(" were not run")[0])}
+    assert set(defining) <= listed and min(listed) > first_sleep
+    for name, index in zip(EXERCISES, defining, strict=True):
+        assert _reason(result, name) == (f"not defined (cell {index}, which defines it, was "
+                                         "not run: time limit)")
+    # The reason given is the first problem: the cell the time limit stopped, or the cells it
+    # left unrun (if the cells before the sleeps took the whole time on a busy machine).
+    assert result["reason"].startswith(result["problems"][0] + " (+")
+    assert result["problems"][-1] == not_run
+
+
+def test_every_chapters_solution_gets_full_marks_and_a_learner_notebook_none(tmp_path):
+    """All the solution notebooks, and two learner notebooks, graded in one run (quick mode,
+    2 jobs), as an instructor would grade a folder of submissions."""
+    import shutil
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    solutions = sorted((ROOT / "solutions").glob("*.ipynb"))
+    assert len(solutions) == 8
+    for path in solutions:
+        shutil.copyfile(path, folder / f"solved_{path.name}")
+    learners = ["01_convolution", "06_optimizers"]
+    for name in learners:
+        shutil.copyfile(ROOT / "notebooks" / f"{name}.ipynb", folder / f"learner_{name}.ipynb")
+    out = tmp_path / "grades.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = grade.main([str(folder), "--jobs", "2", "--quiet", "--json", str(out)])
+    assert status == 1   # the learner notebooks lose points
+    results = {Path(s["path"]).stem: s for s in
+               json.loads(out.read_text(encoding="utf-8"))["submissions"]}
+    for path in solutions:
+        result = results[f"solved_{path.stem}"]
+        assert result["chapter"] == path.stem
+        assert result["score"] == result["max_score"] > 0, (path.stem, result["reason"])
+        assert result["flags"] == [] and result["problems"] == [], (path.stem, result)
+    for name in learners:
+        result = results[f"learner_{name}"]
+        assert result["chapter"] == name and result["max_score"] > 0
+        assert result["score"] == 0, result["reason"]
+        assert {e["reason"] for e in result["exercises"]} == {"not solved yet"}, result
+        assert result["flags"] == [], result["flags"]
 
 
 def test_every_solution_notebook_defines_gradable_exercises():
@@ -569,6 +825,45 @@ def test_usage_errors_exit_with_status_2(tmp_path, capsys):
     assert "no chapter '99'" in capsys.readouterr().err
     assert grade.main([str(tmp_path)]) == 2   # an empty folder
     assert "no notebooks found" in capsys.readouterr().err
+
+
+def test_the_readmes_sample_report_is_part_of_the_instructors_page_report():
+    """The README shows an excerpt of the report on the instructors' page, which is a real run:
+    every line of the excerpt must be a line of that report."""
+    def report(path: Path, start: str) -> list[str]:
+        text = path.read_text(encoding="utf-8")
+        block = text[text.index(start):]
+        return block[:block.index("```")].splitlines()
+
+    start = "$ python -m cnn_course.grade submissions --chapter 1"
+    page = report(ROOT / "book" / "instructors.md", start)
+    excerpt = report(ROOT / "README.md", start)
+    assert len(excerpt) > 10 and any(line.startswith("submissions/dave.ipynb") for line in excerpt)
+    assert [line for line in excerpt if line not in page] == []
+
+
+def test_flags_name_code_that_reaches_into_the_machinery_however_it_is_spelled():
+    from cnn_course.grading.flags import scan
+    from cnn_course.grading.notebook import Cell
+
+    sources = {
+        "import gc as g\nthings = g.get_objects()": "searches all live objects",
+        "frame = getattr(error.__traceback__, 'tb_frame').f_back": "inspects the call stack",
+        "fn.__globals__['x'] = 1": "reads or changes a function's globals or closure",
+        "for finder in sys.meta_path:\n    pass": "changes how modules are imported",
+        "from torch.overrides import TorchFunctionMode": "installs a PyTorch function or "
+                                                        "dispatch mode",
+        "m.register_module_forward_hook(hook)": "installs a global PyTorch module hook",
+        "exec(source, namespace)": "runs code built from a string (exec)",
+        "import threading": "imports threading",
+        "import importlib\nimportlib.import_module = fake": "changes importlib.import_module",
+    }
+    cells = [Cell(index, "code", source, ()) for index, source in enumerate(sources)]
+    flags = scan(cells, None)
+    for index, (source, what) in enumerate(sources.items()):
+        assert any(flag.startswith(f"cell {index}: ") and what in flag for flag in flags), (
+            source, flags)
+    assert scan([Cell(0, "code", "import torch\nx = torch.ones(3).sum()", ())], None) == []
 
 
 def test_sizes_parse():

@@ -152,6 +152,18 @@ def _mask_product_advice(x: torch.Tensor, bad: torch.Tensor) -> str:
     return ""
 
 
+def _expect_dtype_of(got: torch.Tensor, x: torch.Tensor) -> None:
+    """An elementwise function returns numbers of x's own dtype, not booleans or integers."""
+    if got.dtype == x.dtype:
+        return
+    if got.dtype == torch.bool:
+        raise CaseFailed("your function returned a bool tensor (True/False), such as x > 0 "
+                         "gives; turn it into numbers of x's dtype with .to(x.dtype)",
+                         diagnosed=True)
+    raise CaseFailed(f"your function returned dtype {got.dtype}, but x is {x.dtype}; return "
+                     "the same dtype as x (for example with .to(x.dtype))", diagnosed=True)
+
+
 @dataclass(frozen=True)
 class _Elementwise:
     """What one elementwise exercise computes and how to explain its typical mistakes."""
@@ -177,6 +189,7 @@ def _elementwise_cases(fn: TensorFn, spec: _Elementwise, hidden: bool) -> list[C
                 got = as_tensor(got, "the output")
                 expected = spec.expected(x, **kwargs)
                 expect_shape(got, tuple(expected.shape))
+                _expect_dtype_of(got, x)
                 try:
                     expect_close(got, expected)
                 except CaseFailed as failure:

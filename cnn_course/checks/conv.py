@@ -40,16 +40,37 @@ _CONV_CONFIGS = [
     ("batch of 2, stride 3, padding 2", (2, 3, 8, 9), (2, 3, 4, 4), 3, 2, True),
 ]
 
+# Shapes that only the hidden cases use, so that a function fitted to the visible ones fails.
+_HIDDEN_CONV_CONFIGS = [
+    ("5 input channels, 9x9 input, 5x5 kernel", (1, 5, 9, 9), (1, 5, 5, 5), 1, 2, True),
+    ("batch of 3, non-square 6x11 input, 2x4 kernel", (3, 2, 6, 11), (5, 2, 2, 4), 2, 0, True),
+    ("1x1 kernel that only mixes channels", (2, 4, 5, 6), (3, 4, 1, 1), 1, 0, True),
+    ("kernel as large as the padded input", (1, 2, 4, 4), (2, 2, 6, 6), 1, 1, False),
+    ("stride 4, larger than the kernel", (1, 1, 13, 10), (2, 1, 3, 3), 4, 1, True),
+    ("8 channels, 4x3 kernel, padding 3", (2, 8, 7, 5), (4, 8, 4, 3), 2, 3, False),
+    ("tall 12x3 input, 5x1 kernel", (1, 3, 12, 3), (2, 3, 5, 1), 1, 0, True),
+]
 
-_BUILTIN_CONVOLUTIONS = {torch.ops.aten.convolution, torch.ops.aten._convolution,
-                         torch.ops.aten.conv2d, torch.ops.aten.mkldnn_convolution}
+
+# ATen operators whose name mentions "conv" but that compute no convolution.
+_NOT_CONVOLUTIONS = ("_convert_", "mkldnn_reorder_conv")
+
+
+def _is_builtin_convolution(op_name: str) -> bool:
+    """True for every ATen convolution operator: ``convolution``, ``_convolution``,
+    ``conv2d``, ``thnn_conv2d``, ``_slow_conv2d_forward``, ``mkldnn_convolution``,
+    ``convolution_overrideable``, ``slow_conv_dilated2d``, ``conv_transpose2d``,
+    ``convolution_backward`` (whose weight gradient is a cross-correlation) and the rest."""
+    namespace, _, name = op_name.partition("::")
+    return (namespace == "aten" and ("conv" in name or "correlation" in name)
+            and not name.startswith(_NOT_CONVOLUTIONS))
 
 
 class _NoBuiltinConvolution(TorchDispatchMode):
     """Refuse PyTorch's convolution kernels, whichever Python function reached them."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket in _BUILTIN_CONVOLUTIONS:
+        if _is_builtin_convolution(func.name()):
             raise CaseFailed("your function called PyTorch's built-in convolution; the exercise "
                              "is to compute it yourself", diagnosed=True)
         return func(*args, **(kwargs or {}))
@@ -80,8 +101,9 @@ def _diagnose_conv(got: torch.Tensor, x, weight, bias, stride, padding) -> str:
 
 def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) -> list[Case]:
     generator = torch.Generator().manual_seed(1234 if hidden else 0)
+    configs = _CONV_CONFIGS + (_HIDDEN_CONV_CONFIGS if hidden else [])
     cases = []
-    for description, x_shape, w_shape, stride, padding, with_bias in _CONV_CONFIGS:
+    for description, x_shape, w_shape, stride, padding, with_bias in configs:
         x = torch.randn(x_shape, generator=generator)
         weight = torch.randn(w_shape, generator=generator)
         bias = torch.randn(w_shape[0], generator=generator) if with_bias else None
@@ -180,45 +202,61 @@ def _edge_images(size: int = 12) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return vertical, horizontal, flat
 
 
+_LARGEST_KERNEL = 15
+
+
 def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = False
                                ) -> list[Case]:
+    """Any square kernel passes that answers a vertical edge, is silent on a flat image and
+    (nearly) silent on a horizontal edge; its size may be odd or even."""
     state: dict[str, torch.Tensor] = {}
 
     def get_kernel() -> torch.Tensor:
         if "kernel" not in state:
             kernel = as_tensor(fn(), "your kernel").detach().float()
-            if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+            if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or not kernel.numel():
                 raise CaseFailed(f"your kernel has shape {tuple(kernel.shape)}; use a square "
-                                 "kernel of odd size such as 3x3")
+                                 "kernel (as many rows as columns) such as 3x3", diagnosed=True)
+            if kernel.shape[0] > _LARGEST_KERNEL:
+                raise CaseFailed(f"your kernel is {kernel.shape[0]}x{kernel.shape[0]}; an edge "
+                                 f"detector is small: use at most {_LARGEST_KERNEL}x"
+                                 f"{_LARGEST_KERNEL}", diagnosed=True)
+            if not torch.isfinite(kernel).all():
+                raise CaseFailed("your kernel contains nan or inf; use finite numbers",
+                                 diagnosed=True)
             state["kernel"] = kernel
         return state["kernel"]
 
-    def response(image: torch.Tensor) -> torch.Tensor:
-        kernel = get_kernel()
-        return F.conv2d(image, kernel[None, None])
+    def images() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # large enough for the kernel to fit at several positions on each side of the edge
+        return _edge_images(max(16 if hidden else 12, 2 * get_kernel().shape[0] + 2))
 
-    vertical, horizontal, flat = _edge_images(16 if hidden else 12)
+    def response(image: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(image, get_kernel()[None, None])
 
     def responds_to_vertical() -> None:
+        vertical, _, _ = images()
         if response(vertical).abs().max() < 1e-3:
             raise CaseFailed("the kernel gives no response on an image with a vertical edge")
 
     def silent_on_flat() -> None:
+        _, _, flat = images()
         if response(flat).abs().max() > 1e-4:
             raise CaseFailed("the kernel responds to a flat grey image; an edge detector's "
                              "weights should sum to zero")
 
     def silent_on_horizontal() -> None:
+        vertical, horizontal, _ = images()
         strongest = response(vertical).abs().max()
         if response(horizontal).abs().max() > 0.1 * strongest:
             raise CaseFailed("the kernel responds to a horizontal edge as strongly as to a "
                              "vertical one; it should compare left with right, not top with "
                              "bottom")
 
-    def is_square_odd() -> None:
+    def is_square() -> None:
         get_kernel()
 
-    return [Case("a square kernel of odd size", is_square_odd),
+    return [Case("a square kernel of finite numbers", is_square),
             Case("an image with a vertical edge", responds_to_vertical),
             Case("a flat grey image", silent_on_flat),
             Case("an image with a horizontal edge", silent_on_horizontal)]

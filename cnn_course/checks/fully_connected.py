@@ -191,6 +191,61 @@ def _random_specs(generator: torch.Generator) -> tuple[tuple[int, int, int], lis
     return shape, specs
 
 
+def _size_by_arithmetic(input_shape: tuple[int, int, int], specs: Sequence[tuple],
+                        pool_stride: Callable[[int, int], int]) -> int | None:
+    """C * H * W after ``specs``, with each pooling layer's stride replaced by
+    ``pool_stride(kernel, stride)``: what a learner's rule for pooling computes."""
+    channels, height, width = input_shape
+    for spec in specs:
+        if spec[0] == "conv":
+            _, channels, kernel, stride, padding = spec
+        else:
+            _, kernel, stride = spec
+            stride, padding = pool_stride(kernel, stride), 0
+        height = (height + 2 * padding - kernel) // stride + 1
+        width = (width + 2 * padding - kernel) // stride + 1
+        if min(height, width) < 1:
+            return None
+    return channels * height * width
+
+
+def _diagnose_pool_stride(got: int, expected: int, real: str, input_shape: tuple[int, int, int],
+                          specs: Sequence[tuple]) -> None:
+    """Name a pooling rule that leaves out the stride: windows one pixel apart, or the size
+    divided by the kernel (right only where stride == kernel)."""
+    for pool_stride in (lambda k, s: 1, lambda k, s: k):
+        if got != _size_by_arithmetic(input_shape, specs, pool_stride) or got == expected:
+            continue
+        spec = next(spec for spec in specs if spec[0] == "pool" and
+                    pool_stride(spec[1], spec[2]) != spec[2])
+        _, kernel, stride = spec
+        pixels = f"{stride} pixel{'s' * (stride > 1)}"
+        raise CaseFailed(f"returned {got}: your code ignores the pooling stride. {spec!r} moves "
+                         f"its {kernel}x{kernel} window {pixels} at a time, so it maps a "
+                         f"size n to (n - {kernel}) // {stride} + 1; the real layers output "
+                         f"{real} = {expected}", diagnosed=True)
+
+
+def _pool_spec_mismatch(fn: Callable[..., int], input_shape: tuple[int, int, int],
+                        specs: Sequence[tuple]) -> bool:
+    """True if ``fn`` runs once each pooling spec gets a fourth entry, a padding of 0: it was
+    written for Chapter 3's ("pool", kernel, stride, padding)."""
+    if not any(spec[0] == "pool" for spec in specs):
+        return False
+    four = [(*spec, 0) if spec[0] == "pool" else tuple(spec) for spec in specs]
+    try:
+        fn(tuple(input_shape), four)
+    except Exception:
+        return False
+    return True
+
+
+_POOL_SPEC_ADVICE = ('in this exercise a pooling spec is ("pool", kernel_size, stride): three '
+                     "entries and no padding. Chapter 3's pooled_shapes used four, "
+                     '("pool", kernel_size, stride, padding); here unpack it as '
+                     "_, kernel, stride = spec and use padding 0")
+
+
 def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_FLATTEN_CONFIGS)
     if hidden:
@@ -199,12 +254,20 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
     cases = []
     for description, input_shape, specs in configs:
         def run(input_shape=input_shape, specs=specs) -> None:
-            got = _expect_int(fn(tuple(input_shape), [tuple(s) for s in specs]))
+            try:
+                raw = fn(tuple(input_shape), [tuple(s) for s in specs])
+            except (ValueError, IndexError, TypeError) as error:
+                if not _pool_spec_mismatch(fn, input_shape, specs):
+                    raise
+                raise CaseFailed(f"your code raised {type(error).__name__}: {error}; "
+                                 f"{_POOL_SPEC_ADVICE}", diagnosed=True) from None
+            got = _expect_int(raw)
             channels, *spatial = _shape_after(input_shape, specs)
             expected = channels * math.prod(spatial)
             if got == expected:
                 return
             real = " x ".join(map(str, (channels, *spatial)))
+            _diagnose_pool_stride(got, expected, real, input_shape, specs)
             if got == math.prod(spatial) and channels > 1:
                 raise CaseFailed(f"returned {got} = {' x '.join(map(str, spatial))}, the size of "
                                  f"one feature map; Flatten keeps all {channels} channels, so "

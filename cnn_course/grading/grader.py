@@ -124,6 +124,7 @@ class Grader:
         cell_ends: dict[int, dict] = {}
         stopped: dict[int, str] = {}
         not_run: list[int] = []
+        changed: list[str] = []
         last: Attempt | None = None
         output_bytes = 0
         for _ in range(self.options.max_attempts):
@@ -134,6 +135,7 @@ class Grader:
             output_bytes = max(output_bytes, last.output_bytes)
             cell_ends.update(last.cells)
             not_run = last.not_run
+            changed = list(dict.fromkeys(changed + last.changed))
             events.update(last.exercises)
             pending = [e for e in pending if e.key not in events]
             if last.finished or not pending or last.stopped_at is None:
@@ -150,6 +152,9 @@ class Grader:
                                        f"{_tail(last.output)}")
                 break
         self._cell_reports(cells, cell_ends, stopped, not_run, result)
+        if changed:
+            result.flags.append("its cells changed " + ", ".join(changed) + " (put back before "
+                                "the checks)")
         if output_bytes > limits.max_output:
             result.notes.append(f"printed {_size(output_bytes)} of output; only the first "
                                 f"{_size(limits.max_output)} was kept")

@@ -72,6 +72,7 @@ class Attempt:
     cells: dict[int, dict] = field(default_factory=dict)       # index -> end event
     exercises: dict[str, dict] = field(default_factory=dict)   # key -> exercise event
     not_run: list[int] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)   # what the cells changed, put back
     finished: bool = False
     stopped_at: tuple[str, object] | None = None   # ("cell", index) / ("check", key) / ...
     why: str = ""
@@ -223,6 +224,8 @@ def _watch(process: subprocess.Popen, events: queue.Queue, attempt: Attempt,
             where, deadline = ("between", None), time.monotonic() + STARTUP_TIMEOUT
         elif kind == "cells_done":
             attempt.not_run = list(event.get("not_run", []))
+            changed = event.get("changed")
+            attempt.changed = [str(w) for w in changed][:20] if isinstance(changed, list) else []
         elif kind == "check":
             where = ("check", event.get("key"))
             deadline = time.monotonic() + float(event.get("limit", 0)) + limits.grace

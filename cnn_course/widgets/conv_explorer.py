@@ -48,9 +48,13 @@ def parse_kernel(text: str) -> torch.Tensor:
         raise ValueError(f"the custom kernel must be square; got {len(rows)} rows of lengths "
                          f"{[len(row) for row in rows]}")
     try:
-        return torch.tensor([[float(v) for v in row] for row in rows])
+        kernel = torch.tensor([[float(v) for v in row] for row in rows])
     except ValueError:
         raise ValueError(f"could not read every value of {text!r} as a number") from None
+    if not torch.isfinite(kernel).all():
+        raise ValueError(f"every value of the custom kernel must be a finite number; {text!r} "
+                         "holds nan or inf")
+    return kernel
 
 
 class ConvExplorer:
@@ -130,13 +134,18 @@ class ConvExplorer:
             self._show_problem(str(problem))
             return
         self.error = None
-        p = v["padding"] if padding != "same" else same_padding(k, d)[0]
+        # (before, after): 'same' splits k - 1 as PyTorch does, the odd extra one after
+        p = (v["padding"],) * 2 if padding != "same" else same_padding(k, d)
         params = conv_params(v["in_channels"], v["out_channels"], k)
         if padding == "same":
-            formula = f"padding='same' keeps the size at stride 1: o = n = <b>{o}</b>"
+            formula = (f"padding='same' keeps the size at stride 1: o = n = <b>{o}</b>; it pads "
+                       f"{p[0]} before and {p[1]} after")
+            if p[0] != p[1]:
+                formula += (" (the total d(k−1) is odd, so the padding cannot be split evenly; "
+                            "PyTorch puts the extra row and column after)")
         else:
-            formula = (f"o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 = ⌊({n} + 2·{p} − {d}·({k}−1) − 1)"
-                       f" / {s}⌋ + 1 = <b>{o}</b>")
+            formula = (f"o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 = "
+                       f"⌊({n} + 2·{p[0]} − {d}·({k}−1) − 1) / {s}⌋ + 1 = <b>{o}</b>")
         ci, co = v["in_channels"], v["out_channels"]
         self.summary.value = (
             f"<div class='conv-explorer-summary'>{formula}<br>output: {co} × {o} × {o} "
@@ -158,19 +167,22 @@ class ConvExplorer:
         self.grid_view.clear_output()
         self.feature_view.clear_output()
 
-    def _draw(self, n: int, k: int, p: int, s: int, d: int, padding, kernel: torch.Tensor) -> None:
+    def _draw(self, n: int, k: int, p: tuple[int, int], s: int, d: int, padding,
+              kernel: torch.Tensor) -> None:
         v = self.values()
         c_in = v["in_channels"]
         photo = self.photo.expand(c_in, -1, -1).unsqueeze(0)        # [1, c_in, H, W]
         weight = (kernel / c_in).expand(1, c_in, k, k)                # sums to the kernel
-        self.last_feature_map = F.conv2d(photo, weight, padding=padding, stride=s, dilation=d)
+        # Pad explicitly, (before, after) on each axis: the same zeros as padding='same' (and
+        # without the warning PyTorch prints for an even 'same' kernel).
+        padded = F.pad(photo, (p[0], p[1], p[0], p[1]))
+        self.last_feature_map = F.conv2d(padded, weight, stride=s, dilation=d)
         expected = conv_output_size(photo.shape[-1], k, padding=padding, stride=s, dilation=d)
         assert self.last_feature_map.shape[-1] == expected, "formula and F.conv2d disagree"
         self.grid_view.clear_output(wait=True)
         with self.grid_view:
             fig, ax = plt.subplots(figsize=(3.6, 3.6))
-            draw_conv_grid(ax, n, k, p, s, d,
-                           v["out_row"], v["out_col"])
+            draw_conv_grid(ax, n, k, p, s, d, v["out_row"], v["out_col"])
             display(fig)
             plt.close(fig)
         self.feature_view.clear_output(wait=True)
