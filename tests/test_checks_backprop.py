@@ -60,6 +60,29 @@ def test_numerical_gradient_mistakes_are_named():
                   "ignored the h argument")
 
 
+def test_numerical_gradient_for_vectors_and_matrices_only_fails_hidden_cases():
+    """Double loops over rows and columns pass every visible case (vectors and matrices) but
+    perturb a whole slice at once on the hidden 3-dim tensor."""
+    @torch.no_grad()
+    def rows_and_columns(f, x, h=1e-5):
+        grad = torch.zeros_like(x)
+        view, grad_view = (x, grad) if x.dim() == 2 else (x[None], grad[None])
+        for i in range(view.shape[0]):
+            for j in range(view.shape[1]):
+                original = view[i, j].clone()
+                view[i, j] = original + h
+                above = float(f(x))
+                view[i, j] = original - h
+                below = float(f(x))
+                view[i, j] = original
+                grad_view[i, j] = (above - below) / (2 * h)
+        return grad
+
+    assert run("numerical_gradient", rows_and_columns).passed
+    result = run("numerical_gradient", rows_and_columns, hidden=True)
+    assert not result.passed and "2x3x2 tensor" in result.message, result.message
+
+
 def test_relative_error_mistakes_are_named():
     def formula(denominator, reduce=torch.max, floor=1e-12):
         def relative_error(a, b):

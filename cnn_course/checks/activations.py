@@ -176,8 +176,10 @@ class _Elementwise:
 
 def _elementwise_cases(fn: TensorFn, spec: _Elementwise, hidden: bool) -> list[Case]:
     cases = []
+    # a slope that only the hidden cases use (on every input), for the functions that take one
+    slopes = spec.slopes + (_HIDDEN_SLOPES if hidden and spec.slopes != ({},) else ())
     for description, x in _inputs(hidden):
-        for kwargs in spec.slopes:
+        for kwargs in slopes:
             def run(x=x, kwargs=kwargs) -> None:
                 x_in = x.clone()
                 with _forbid(spec.forbidden):
@@ -315,6 +317,7 @@ def _diagnose_leaky_relu_grad(x, got, kwargs) -> str:
 
 
 _SLOPES = ({}, {"negative_slope": 0.2}, {"negative_slope": 0.5})
+_HIDDEN_SLOPES = ({"negative_slope": 0.07},)
 
 _ELEMENTWISE: dict[str, _Elementwise] = {
     "relu": _Elementwise(torch.relu, "relu", _diagnose_relu),
@@ -383,6 +386,23 @@ def _softmax_inputs(hidden: bool) -> list[tuple[str, torch.Tensor, int]]:
         ("rows at very different levels [[1000, 999, 998], [-1000, -999, -998]]",
          torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -998.0]]), -1),
         ("a masked logit: [0, -inf, 1]", torch.tensor([0.0, -INF, 1.0]), -1),
+    ] + (_hidden_softmax_inputs(generator) if hidden else [])
+
+
+def _hidden_softmax_inputs(generator: torch.Generator) -> list[tuple[str, torch.Tensor, int]]:
+    """Shapes and dims that only the hidden cases use."""
+    large = torch.randn(3, 7, generator=generator) * 3
+    large[1] += 1000.0
+    return [
+        ("a [7, 3] batch, dim=-1", torch.randn(7, 3, generator=generator) * 3, -1),
+        ("a 4-dim [2, 3, 4, 5] tensor along dim=2",
+         torch.randn(2, 3, 4, 5, generator=generator) * 3, 2),
+        ("a [3, 4, 2] tensor along dim=0", torch.randn(3, 4, 2, generator=generator) * 3, 0),
+        ("a single logit [[2.5]], dim=1", torch.tensor([[2.5]]), 1),
+        ("float64 logits [6, 9], half of the rows near 1000",
+         torch.cat([torch.randn(3, 9, generator=generator, dtype=torch.float64) * 3,
+                    torch.randn(3, 9, generator=generator, dtype=torch.float64) + 1000.0]), -1),
+        ("a [3, 7] batch with one row near 1000, dim=1", large, 1),
     ]
 
 
@@ -541,6 +561,8 @@ def first_layer_grad_norm_cases(fn: Callable[..., float], hidden: bool = False) 
     if hidden:
         configs.append(("6 sigmoid layers 12 -> 7, batch 3", [12, 9, 9, 9, 9, 9, 7],
                         torch.sigmoid, 3, True))
+        configs.append(("4 SiLU layers 5 -> 40 -> 3, batch 7", [5, 40, 40, 17, 3],
+                        F.silu, 7, False))
     cases = []
     for index, (description, widths, activation, batch, stale) in enumerate(configs):
         def run(widths=widths, activation=activation, batch=batch, stale=stale,

@@ -216,6 +216,30 @@ def numerical_gradient_cases(fn: Callable, hidden: bool = False) -> list[Case]:
              lambda: run_case(_cube, vector, vector_h, 3 * vector ** 2 + vector_h ** 2)),
         Case("f returns a Python float",
              lambda: run_case(squares_as_float, matrix, None, 2 * matrix)),
+    ] + (_hidden_numerical_gradient_cases(generator, run_case, exact) if hidden else [])
+
+
+def _hidden_numerical_gradient_cases(generator: torch.Generator, run_case: Callable,
+                                     exact: Callable) -> list[Case]:
+    """Shapes, functions and a step h that only the hidden cases use."""
+    block = _randn(generator, 2, 3, 2)
+    cubes = _randn(generator, 4, 2)
+    logits = _randn(generator, 9)
+    h = 1e-3
+
+    def sin_times_x(t: torch.Tensor) -> torch.Tensor:
+        return (torch.sin(t) * t).sum()
+
+    def log_sum_exp(t: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(t, dim=0)
+
+    return [
+        Case("f(x) = sum(sin(x) * x) on a 2x3x2 tensor",
+             lambda: run_case(sin_times_x, block, None, exact(sin_times_x, block))),
+        Case("h=1e-3 on sum(x**3) over a 4x2 matrix",
+             lambda: run_case(_cube, cubes, h, 3 * cubes ** 2 + h ** 2)),
+        Case("f(x) = log(sum(exp(x))) on 9 numbers: the gradient is softmax(x)",
+             lambda: run_case(log_sum_exp, logits, None, torch.softmax(logits, 0))),
     ]
 
 

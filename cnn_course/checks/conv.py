@@ -256,10 +256,43 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
     def is_square() -> None:
         get_kernel()
 
+    def other_images() -> tuple[torch.Tensor, torch.Tensor]:
+        """A non-square image with a bright-to-dark vertical edge off its centre, and the same
+        image turned a quarter (a horizontal edge); for the hidden cases only."""
+        size = get_kernel().shape[0]
+        height, width = max(20, 2 * size + 4), max(13, 2 * size + 3)
+        vertical = torch.full((1, 1, height, width), 0.9)
+        vertical[..., width // 3:] = 0.1
+        return vertical, vertical.transpose(-1, -2).contiguous()
+
+    def responds_to_other_vertical() -> None:
+        vertical, _ = other_images()
+        if response(vertical).abs().max() < 1e-3:
+            raise CaseFailed("the kernel gives no response on a non-square image whose vertical "
+                             "edge goes from bright to dark")
+
+    def silent_on_other_horizontal() -> None:
+        vertical, horizontal = other_images()
+        if response(horizontal).abs().max() > 0.1 * response(vertical).abs().max():
+            raise CaseFailed("the kernel responds to a horizontal edge on a non-square image as "
+                             "strongly as to a vertical one")
+
+    def silent_on_other_flat() -> None:
+        flat = torch.full((1, 1, 17, 2 * get_kernel().shape[0] + 5), -2.5)
+        if response(flat).abs().max() > 1e-4:
+            raise CaseFailed("the kernel responds to a flat image at level -2.5; an edge "
+                             "detector's weights should sum to zero")
+
+    hidden_cases = [
+        Case("a non-square image with a bright-to-dark vertical edge", responds_to_other_vertical),
+        Case("a non-square image with a horizontal edge", silent_on_other_horizontal),
+        Case("a flat non-square image at level -2.5", silent_on_other_flat),
+    ]
     return [Case("a square kernel of finite numbers", is_square),
             Case("an image with a vertical edge", responds_to_vertical),
             Case("a flat grey image", silent_on_flat),
-            Case("an image with a horizontal edge", silent_on_horizontal)]
+            Case("an image with a horizontal edge", silent_on_horizontal)
+            ] + (hidden_cases if hidden else [])
 
 
 EXERCISES: dict[str, Exercise] = {

@@ -453,6 +453,15 @@ _INK_CONFIGS = [  # description, (N, H, W), grid
 ]
 
 
+# Shapes and grids that only the hidden cases use.
+_HIDDEN_INK_CONFIGS = [
+    ("five 30x20 images, 5x5 grid of 6x4 cells", (5, 30, 20), 5),
+    ("a 6x6 grid of 2x5 cells", (3, 12, 30), 6),
+    ("one 18x18 image, 3x3 grid", (1, 18, 18), 3),
+    ("a 2x2 grid of 9x9 cells", (4, 18, 18), 2),
+]
+
+
 def _pooled(images: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
     return F.avg_pool2d(images[:, None], cell)[:, 0]
 
@@ -462,6 +471,8 @@ def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) ->
     cases = []
     configs = list(_INK_CONFIGS) + [("blank paper gives 0 everywhere", (2, 8, 8), 4),
                                     ("solid ink gives 1 everywhere", (2, 8, 8), 2)]
+    if hidden:
+        configs += _HIDDEN_INK_CONFIGS
     for description, shape, grid in configs:
         images = torch.rand(shape, generator=generator)
         if description.startswith("blank"):

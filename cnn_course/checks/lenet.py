@@ -156,8 +156,9 @@ def _build(fn: Callable[..., nn.Module], **kwargs) -> nn.Module:
         model = fn(**kwargs)
     except TypeError as error:
         if kwargs and "num_classes" in str(error):
-            raise CaseFailed("LeNet5(num_classes=26) failed: accept num_classes as an argument "
-                             "of __init__ and use it for the last layer", diagnosed=True) from None
+            raise CaseFailed(f"LeNet5(num_classes={kwargs['num_classes']}) failed: accept "
+                             "num_classes as an argument of __init__ and use it for the last "
+                             "layer", diagnosed=True) from None
         raise
     if not isinstance(model, nn.Module):
         raise CaseFailed(f"LeNet5() gave a {type(model).__name__}, not an nn.Module",
@@ -348,8 +349,8 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
             raise CaseFailed("your model ends with a softmax; return the raw scores (logits): "
                              "F.cross_entropy applies log-softmax itself", diagnosed=True)
 
-    def computes_lenet5() -> None:
-        model = _build(fn)
+    def computes_lenet5(**kwargs) -> None:
+        model = _build(fn, **kwargs)
         model.eval()
         x = _digits(4, seed + 3)
         got, recorder = _forward(model, x)
@@ -365,11 +366,18 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
                          "layer) gives other scores than your forward pass; compare your forward "
                          "with that order")
 
-    def other_class_count() -> None:
-        out, _ = _forward(_build(fn, num_classes=26), _digits(3, seed))
-        if tuple(out.shape) != (3, 26):
-            raise CaseFailed(f"LeNet5(num_classes=26) gives outputs of shape "
-                             f"{tuple(out.shape)}, expected (3, 26)")
+    def other_class_count(classes: int = 26, batch: int = 3) -> None:
+        out, _ = _forward(_build(fn, num_classes=classes), _digits(batch, seed))
+        if tuple(out.shape) != (batch, classes):
+            raise CaseFailed(f"LeNet5(num_classes={classes}) gives outputs of shape "
+                             f"{tuple(out.shape)}, expected ({batch}, {classes})")
+
+    hidden_cases = [  # batch sizes and class counts that no visible case uses
+        Case("a batch of 7 digits [7, 1, 28, 28] gives logits [7, 10]", forward_batch(7)),
+        Case("LeNet5(num_classes=47) on a batch of 5", lambda: other_class_count(47, 5)),
+        Case("the forward pass of LeNet5(num_classes=47) (checked with your own weights)",
+             lambda: computes_lenet5(num_classes=47)),
+    ]
 
     return [
         Case("LeNet5() builds an nn.Module", builds),
@@ -382,7 +390,7 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
         Case("the forward pass computes LeNet-5 (checked with your own weights)",
              computes_lenet5),
         Case("LeNet5(num_classes=26)", other_class_count),
-    ]
+    ] + (hidden_cases if hidden else [])
 
 
 # ---- the training loop ----------------------------------------------------------------------
@@ -463,12 +471,21 @@ def _adam_one_cycle(model: nn.Module):
     return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=5)
 
 
+def _rmsprop_step_lr(model: nn.Module):
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.005, alpha=0.9)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+
+def _plain_sgd(model: nn.Module):
+    return torch.optim.SGD(model.parameters(), lr=0.05), None
+
+
 def train_one_epoch_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
     seed = 1234 if hidden else 0
 
     def run_setting(make_optimizer: _OptimizerFactory, loss_fn: Callable, *,
-                    check_return: bool) -> None:
-        batches = _tiny_batches(seed)
+                    check_return: bool, sizes: tuple[int, ...] = (8, 8, 8, 8, 5)) -> None:
+        batches = _tiny_batches(seed, sizes)
         start = _tiny_model(seed)
         start.eval()  # as an evaluation before the epoch leaves it: the loop must call train()
 
@@ -561,6 +578,14 @@ def train_one_epoch_cases(fn: Callable[..., object], hidden: bool = False) -> li
                          "(correct predictions over all samples, counted on each batch's "
                          "logits as the epoch goes)")
 
+    hidden_cases = [  # batch sizes, optimizers and losses that no visible case uses
+        Case("RMSprop with a StepLR scheduler, batches of 6, 11 and 3",
+             lambda: run_setting(_rmsprop_step_lr, F.cross_entropy, check_return=True,
+                                 sizes=(6, 11, 3))),
+        Case("plain SGD and a class-weighted loss, batches of 13 and 2",
+             lambda: run_setting(_plain_sgd, nn.CrossEntropyLoss(
+                 weight=torch.tensor([1.0, 2.0, 0.5])), check_return=True, sizes=(13, 2))),
+    ]
     return [
         Case("SGD with momentum, 5 batches, the last one smaller: parameters after the epoch",
              lambda: run_setting(_sgd, F.cross_entropy, check_return=False)),
@@ -571,7 +596,7 @@ def train_one_epoch_cases(fn: Callable[..., object], hidden: bool = False) -> li
         Case("a loss_fn with label smoothing",
              lambda: run_setting(_sgd, nn.CrossEntropyLoss(label_smoothing=0.2),
                                  check_return=False)),
-    ]
+    ] + (hidden_cases if hidden else [])
 
 
 # ---- evaluation -----------------------------------------------------------------------------

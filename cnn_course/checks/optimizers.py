@@ -11,7 +11,7 @@ of the update) so that the verdict can name the mistake.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -479,14 +479,41 @@ ADAMW_RUNS = [
 ]
 
 
-def _with_defaults(runs: list[_Run], defaults: dict, hidden: bool) -> list[_Run]:
+# Hidden runs with hyperparameter values, shapes and step counts that no visible case uses.
+SGD_HIDDEN_RUNS = [
+    _Run("Nesterov momentum 0.6 and a strong weight decay", ((5, 2), (1,)), 7,
+         dict(lr=0.03, momentum=0.6, nesterov=True, weight_decay=0.3), seed=11),
+    _Run("momentum 0.95", ((2, 2, 3),), 6, dict(lr=0.02, momentum=0.95), seed=12),
+]
+ADAGRAD_HIDDEN_RUNS = [
+    _Run("lr 0.3, eps 1e-3 and weight decay 0.05", ((2, 7),), 6,
+         dict(lr=0.3, eps=1e-3, weight_decay=0.05), seed=11),
+]
+RMSPROP_HIDDEN_RUNS = [
+    _Run("alpha 0.75 and weight decay 0.2", ((6, 2), (3,)), 7,
+         dict(lr=0.02, alpha=0.75, weight_decay=0.2), seed=11),
+]
+ADAM_HIDDEN_RUNS = [
+    _Run("betas (0.5, 0.9) and weight decay 0.02", ((7,), (2, 3)), 9,
+         dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.02), seed=11),
+]
+ADAMW_HIDDEN_RUNS = [
+    _Run("betas (0.7, 0.95) and weight decay 0.25", ((3, 5),), 7,
+         dict(lr=0.03, betas=(0.7, 0.95), weight_decay=0.25), seed=11),
+]
+
+
+def _with_defaults(runs: list[_Run], defaults: dict, hidden: bool,
+                   hidden_runs: Sequence[_Run] = ()) -> list[_Run]:
     """Describe each run by the options it sets, then pass every hyperparameter explicitly
-    (so that the learner's own defaults do not matter). Hidden cases add a longer run."""
+    (so that the learner's own defaults do not matter). Hidden cases add a longer run and
+    ``hidden_runs``, with hyperparameters that no visible case uses."""
     runs = list(runs)
     if hidden:
         longest = max(runs, key=lambda run: len(run.hyper))
         runs.append(_Run(f"{longest.description}, longer", longest.shapes + ((2, 5),), 12,
                          longest.hyper, seed=7))
+        runs += hidden_runs
     complete = []
     for run in runs:
         lr_text = (f"lr changing every step {list(run.lrs)}" if run.lrs
@@ -501,23 +528,28 @@ def _with_defaults(runs: list[_Run], defaults: dict, hidden: bool) -> list[_Run]
 
 
 def sgd_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
-    return _cases(fn, SGD, _with_defaults(SGD_RUNS, SGD_DEFAULTS, hidden), hidden)
+    return _cases(fn, SGD, _with_defaults(SGD_RUNS, SGD_DEFAULTS, hidden,
+                                          SGD_HIDDEN_RUNS), hidden)
 
 
 def adagrad_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
-    return _cases(fn, ADAGRAD, _with_defaults(ADAGRAD_RUNS, ADAGRAD_DEFAULTS, hidden), hidden)
+    return _cases(fn, ADAGRAD, _with_defaults(ADAGRAD_RUNS, ADAGRAD_DEFAULTS, hidden,
+                                              ADAGRAD_HIDDEN_RUNS), hidden)
 
 
 def rmsprop_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
-    return _cases(fn, RMSPROP, _with_defaults(RMSPROP_RUNS, RMSPROP_DEFAULTS, hidden), hidden)
+    return _cases(fn, RMSPROP, _with_defaults(RMSPROP_RUNS, RMSPROP_DEFAULTS, hidden,
+                                              RMSPROP_HIDDEN_RUNS), hidden)
 
 
 def adam_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
-    return _cases(fn, ADAM, _with_defaults(ADAM_RUNS, ADAM_DEFAULTS, hidden), hidden)
+    return _cases(fn, ADAM, _with_defaults(ADAM_RUNS, ADAM_DEFAULTS, hidden,
+                                           ADAM_HIDDEN_RUNS), hidden)
 
 
 def adamw_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
-    return _cases(fn, ADAMW, _with_defaults(ADAMW_RUNS, ADAMW_DEFAULTS, hidden), hidden)
+    return _cases(fn, ADAMW, _with_defaults(ADAMW_RUNS, ADAMW_DEFAULTS, hidden,
+                                            ADAMW_HIDDEN_RUNS), hidden)
 
 
 EXERCISES: dict[str, Exercise] = {
