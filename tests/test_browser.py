@@ -333,3 +333,77 @@ def test_static_optimizer_race_agrees_with_torch_optim(browser, site_url):
                     assert end == pytest.approx(path[-1], abs=0.006), where
     finally:
         visit.page.close()
+
+
+_SET_ACTIVATION = """([name, range, slope, point]) => {
+  const box = document.querySelector(".activation-explorer");
+  const select = box.querySelector('[data-control="function"]');
+  select.value = name;
+  select.dispatchEvent(new Event("change"));
+  for (const [control, value] of [["range", range], ["slope", slope], ["point", point]]) {
+    const input = box.querySelector(`[data-control="${control}"]`);
+    input.value = value;
+    input.dispatchEvent(new Event("input"));
+  }
+  const pick = (key) => box.querySelector(`[data-result="${key}"]`)?.textContent ?? null;
+  return {x: pick("x"), f: pick("f"), df: pick("df"), flat: pick("flat"), note: pick("note"),
+          slopeOff: box.querySelector('[data-control="slope"]').disabled,
+          curves: box.querySelectorAll("svg polyline.curve").length,
+          readout: box.querySelector(".readout").textContent};
+}"""
+
+
+def test_static_activation_explorer_agrees_with_torch(browser, site_url):
+    """Drive Chapter 2's explorer (no kernel) over random settings; compare each readout with
+    torch.nn.functional and autograd, computed here."""
+    import random
+
+    import torch
+    import torch.nn.functional as F
+
+    from cnn_course.widgets.static import (
+        ACTIVATION_NAMES,
+        ACTIVATION_POINTS,
+        ACTIVATION_RANGES,
+        LEAKY_SLOPES,
+    )
+
+    visit = PageVisit(browser, f"{site_url}/book/02_activations.html")
+    try:
+        visit.page.wait_for_selector(".activation-explorer [data-control]", timeout=15_000)
+        rng = random.Random(0)
+        for _ in range(200):
+            name = rng.choice(ACTIVATION_NAMES)
+            i, j = rng.randrange(len(ACTIVATION_RANGES)), rng.randrange(len(LEAKY_SLOPES))
+            point = rng.choice([0, ACTIVATION_POINTS // 2, ACTIVATION_POINTS - 1,
+                                rng.randrange(ACTIVATION_POINTS)])
+            shown = visit.page.evaluate(_SET_ACTIVATION, [name, i, j, point])
+            where = (name, ACTIVATION_RANGES[i], LEAKY_SLOPES[j], point, shown)
+            half = ACTIVATION_RANGES[i]
+            steps = ACTIVATION_POINTS - 1
+            assert float(shown["x"]) == pytest.approx(half * (2 * point - steps) / steps,
+                                                      abs=1e-9), where
+            slope = LEAKY_SLOPES[j]
+            fn = {"ReLU": F.relu, "Leaky ReLU": lambda t, a=slope: F.leaky_relu(t, a),
+                  "sigmoid": torch.sigmoid, "tanh": torch.tanh, "GELU": F.gelu}[name]
+            x = torch.tensor(float(shown["x"]), dtype=torch.float64, requires_grad=True)
+            y = fn(x)
+            (dy,) = torch.autograd.grad(y, x)
+            assert float(shown["f"]) == pytest.approx(y.item(), abs=5.1e-5), where
+            assert float(shown["df"]) == pytest.approx(dy.item(), abs=5.1e-5), where
+            grid = torch.linspace(-half, half, ACTIVATION_POINTS, dtype=torch.float64,
+                                  requires_grad=True)
+            (slopes,) = torch.autograd.grad(fn(grid).sum(), grid)
+            flat = (slopes.abs() < 0.01).double().mean().item()
+            assert shown["flat"] == f"{flat:.0%}", where
+            assert f"{flat:.0%}" in shown["note"] or name == "Leaky ReLU", where
+            assert shown["slopeOff"] == (name != "Leaky ReLU"), where
+            assert shown["curves"] == 2 and shown["note"], where
+            if name == "Leaky ReLU":
+                assert f"α = {slope:g}" in shown["readout"], where
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        visit.page.evaluate(_SET_ACTIVATION, ["sigmoid", len(ACTIVATION_RANGES) - 1, 0, 80])
+        visit.page.locator(".activation-explorer").screenshot(
+            path=str(SCREENSHOTS / "activation-explorer-static.png"))
+    finally:
+        visit.page.close()

@@ -78,3 +78,55 @@ def test_race_trajectories_come_from_torch_optim():
     path, diverged = race_trajectory("rosenbrock", lambda p: torch.optim.SGD(p, lr=0.3), 20)
     assert diverged is not None and len(path) == diverged
     assert set(tables["grids"]) == set(SURFACES)
+
+
+def test_activation_tables_match_torch_and_autograd():
+    import torch
+    import torch.nn.functional as F
+
+    from cnn_course.widgets.static import (
+        ACTIVATION_NAMES,
+        ACTIVATION_POINTS,
+        ACTIVATION_RANGES,
+        LEAKY_SLOPES,
+        activation_tables,
+    )
+
+    tables = activation_tables()
+    assert len(tables["curves"]) == len(ACTIVATION_RANGES) * (len(ACTIVATION_NAMES) - 1
+                                                              + len(LEAKY_SLOPES))
+    for i, half_width in enumerate(ACTIVATION_RANGES):
+        xs = tables["x"][i]
+        assert len(xs) == ACTIVATION_POINTS and xs[0] == -half_width and xs[-1] == half_width
+        assert 0.0 in xs  # the corner of ReLU and Leaky ReLU is sampled
+        x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+        for name in ACTIVATION_NAMES:
+            for j, slope in enumerate(LEAKY_SLOPES if name == "Leaky ReLU" else [None]):
+                fn = {"ReLU": torch.relu, "Leaky ReLU": lambda t, a=slope: F.leaky_relu(t, a),
+                      "sigmoid": torch.sigmoid, "tanh": torch.tanh, "GELU": F.gelu}[name]
+                y = fn(x)
+                (dy,) = torch.autograd.grad(y.sum(), x)
+                entry = tables["curves"][f"{name},{j},{i}"]
+                where = (name, slope, half_width)
+                assert entry["f"] == pytest.approx(y.tolist(), abs=5.1e-5), where
+                assert entry["df"] == pytest.approx(dy.tolist(), abs=5.1e-5), where
+                flat = (dy.abs() < 0.01).double().mean().item()
+                assert entry["flat"] == f"{flat:.0%}", where
+    # autograd's value at the corner: the left branch (0 for ReLU, the slope for Leaky ReLU)
+    zero = tables["x"][0].index(0.0)
+    assert tables["curves"]["ReLU,0,0"]["df"][zero] == 0.0
+    assert tables["curves"]["Leaky ReLU,2,0"]["df"][zero] == LEAKY_SLOPES[2]
+    assert "die" in tables["curves"]["ReLU,0,0"]["note"]
+    assert "Saturates" in tables["curves"]["sigmoid,0,4"]["note"]
+
+
+def test_activation_explorer_state_stays_small():
+    import json
+
+    from cnn_course.widgets.static import ActivationExplorer
+
+    explorer = ActivationExplorer()
+    size = len(json.dumps(explorer.get_state(), ensure_ascii=False).encode())
+    assert 20_000 < size < 150_000, size  # embedded in the page's HTML
+    assert "export default { render }" in explorer._esm
+    assert ".activation-explorer" in explorer._css

@@ -9,11 +9,15 @@ looks values up and draws, so there is one source of truth for the formulas.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anywidget
 import traitlets
 
 from cnn_course.arith import conv_output_size, conv_params
+
+if TYPE_CHECKING:
+    import torch
 
 _JS = Path(__file__).parent / "js"
 
@@ -224,3 +228,107 @@ class OptimizerRace(anywidget.AnyWidget):
 
     def __init__(self, steps: int = 80, **kwargs) -> None:
         super().__init__(tables=race_tables(steps), **kwargs)
+
+
+# ---- activation functions -------------------------------------------------------------------
+
+ACTIVATION_NAMES = ("ReLU", "Leaky ReLU", "sigmoid", "tanh", "GELU")
+ACTIVATION_RANGES = (2.0, 3.0, 5.0, 8.0, 10.0)  # the input range is [-r, r]
+LEAKY_SLOPES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
+ACTIVATION_POINTS = 101  # samples per curve, evenly spaced, x = 0 among them
+ACTIVATION_FLAT = 0.01   # a derivative below this in size counts as flat (saturated)
+ACTIVATION_FORMULAS = {  # name: (f(x), f'(x)), as plain text; α is the Leaky ReLU slope
+    "ReLU": ("max(0, x)", "1 if x > 0, else 0"),
+    "Leaky ReLU": ("x if x > 0, else α·x", "1 if x > 0, else α"),
+    "sigmoid": ("σ(x) = 1 / (1 + e^(−x))", "σ(x)·(1 − σ(x))"),
+    "tanh": ("(e^x − e^(−x)) / (e^x + e^(−x))", "1 − tanh²(x)"),
+    "GELU": ("x·Φ(x)", "Φ(x) + x·φ(x)"),
+}
+
+
+def activation_grid(half_width: float) -> list[float]:
+    """The sampled inputs on ``[-half_width, half_width]``, rounded to 4 decimals."""
+    steps = ACTIVATION_POINTS - 1
+    return [round(half_width * (2 * i - steps) / steps, 4) for i in range(ACTIVATION_POINTS)]
+
+
+def _activation_exact(name: str, x: list[float], slope: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """f(x) and f'(x) (autograd) in float64, unrounded."""
+    import torch
+    import torch.nn.functional as F
+
+    functions = {"ReLU": F.relu, "Leaky ReLU": lambda t: F.leaky_relu(t, slope),
+                 "sigmoid": F.sigmoid, "tanh": F.tanh, "GELU": F.gelu}
+    if name not in functions:
+        raise ValueError(f"unknown activation {name!r}; expected one of {list(functions)}")
+    leaf = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    y = functions[name](leaf)
+    (dy,) = torch.autograd.grad(y.sum(), leaf)
+    return y.detach(), dy
+
+
+def activation_values(name: str, x: list[float], slope: float = 0.01
+                      ) -> tuple[list[float], list[float]]:
+    """f(x) by ``torch.nn.functional`` and f'(x) by autograd, in float64, rounded to 4 decimals."""
+    y, dy = _activation_exact(name, x, slope)
+    return ([round(v, 4) for v in y.tolist()], [round(v, 4) for v in dy.tolist()])
+
+
+def _activation_note(name: str, slope: float, flat: float, x: list[float],
+                     y: torch.Tensor) -> str:
+    """One line on dying or saturation for the curve ``y`` = f(``x``)."""
+    share = f"{flat:.0%}"
+    if name == "ReLU":
+        return (f"f'(x) = 0 for every x ≤ 0 ({share} of this range): a unit whose input stays "
+                "negative gets no gradient and can die.")
+    if name == "Leaky ReLU":
+        return (f"f'(x) = α = {slope:g} for x ≤ 0, never 0: a unit on the negative side still "
+                "gets gradient, so it cannot die.")
+    if name in ("sigmoid", "tanh"):
+        return (f"Saturates: |f'(x)| < {ACTIVATION_FLAT:g} on {share} of this range, where "
+                "almost no gradient passes.")
+    lowest = int(y.argmin())
+    return (f"Smooth, like a rounded ReLU: lowest at x = {x[lowest]:g} (f = {y[lowest]:.4f}), "
+            f"where f'(x) changes sign; |f'(x)| < {ACTIVATION_FLAT:g} on {share} of this range.")
+
+
+def activation_tables() -> dict:
+    """Every curve the activation explorer can show.
+
+    ``curves["name,slope index,range index"]`` holds ``f`` and ``df`` (one value per point of
+    ``x[range index]``), the share of points that are flat (a percentage, as shown) and a
+    one-line note. Only Leaky ReLU has more than one slope index.
+    """
+    xs = [activation_grid(r) for r in ACTIVATION_RANGES]
+    curves: dict[str, dict] = {}
+    for name in ACTIVATION_NAMES:
+        slopes = LEAKY_SLOPES if name == "Leaky ReLU" else LEAKY_SLOPES[:1]
+        for j, slope in enumerate(slopes):
+            for i, x in enumerate(xs):
+                y, dy = _activation_exact(name, x, slope)
+                flat = (dy.abs() < ACTIVATION_FLAT).double().mean().item()
+                curves[f"{name},{j},{i}"] = {"f": [round(v, 4) for v in y.tolist()],
+                                             "df": [round(v, 4) for v in dy.tolist()],
+                                             "flat": f"{flat:.0%}",
+                                             "note": _activation_note(name, slope, flat, x, y)}
+    return {"x": xs, "curves": curves}
+
+
+class ActivationExplorer(anywidget.AnyWidget):
+    """An activation function and its derivative over a chosen range, with the value and
+    derivative at one point; every number precomputed with PyTorch (autograd for f')."""
+
+    _esm = _JS / "activations.js"
+    _css = _JS / "explorers.css"
+    names = traitlets.List(list(ACTIVATION_NAMES)).tag(sync=True)
+    ranges = traitlets.List(list(ACTIVATION_RANGES)).tag(sync=True)
+    slopes = traitlets.List(list(LEAKY_SLOPES)).tag(sync=True)
+    formulas = traitlets.Dict({k: list(v) for k, v in ACTIVATION_FORMULAS.items()}).tag(sync=True)
+    flat_below = traitlets.Float(ACTIVATION_FLAT).tag(sync=True)
+    tables = traitlets.Dict().tag(sync=True)
+    values = traitlets.Dict({"function": "ReLU", "range": 5.0, "slope": 0.1,
+                             "point": 75}).tag(sync=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(tables=activation_tables(), **kwargs)
