@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_course.benchmark_results import load_average, stamp, to_json
+from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.cifar import (
     DATASET_NAME,
     Recipe,
@@ -53,7 +53,6 @@ from cnn_course.cifar import (
     misclassified,
     per_class_accuracy,
     random_crop_flip,
-    results_path,
     subset_indices,
     train,
     tutorial_cnn,
@@ -438,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log(f"CIFAR-10 benchmark on {describe_device(device)}; {datetime.date.today()}; "
         f"load average {load_average()}; {'quick' if args.quick else 'full'} run")
-    output = args.output or (None if args.quick else results_path(device.type))
+    output = args.output or (None if args.quick else results_path("cifar10", device.type))
     results = json.loads(output.read_text()) if output and output.exists() else {}
     results.update({"benchmark": "benchmarks/cifar10.py", "device": device.type,
                     "quick": args.quick})
@@ -447,8 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(part: str, value: dict) -> None:
         results[part] = value
         if output:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(to_json(results), encoding="utf-8")
+            write_results(output, results)
 
     for part in parts:
         log(f"== {part}")

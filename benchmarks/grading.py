@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,21 +25,12 @@ from pathlib import Path
 
 import torch
 
-from cnn_course.benchmark_results import load_average, results_path, stamp, to_json
+from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.device import describe_device
 from cnn_course.grading.grader import DEFAULT_SOLUTIONS, Grader, GradingOptions
 from cnn_course.grading.runner import Limits
 
 QUICK_COPIES = 3
-
-
-def _load() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        one, five, fifteen = os.getloadavg()
-        return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def grade_copies(notebook: Path, copies: int, jobs: int) -> tuple[float, list[float]]:
@@ -88,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for count in copies:
         measured = stamp(torch.device("cpu"))
-        print(f"before: {_load()}", flush=True)
+        print(f"before: load average {measured['load_average_1_5_15']}", flush=True)
         elapsed, each = grade_copies(args.notebook, count, args.jobs)
         print(f"{count} notebooks in {elapsed:.1f} s: {count / elapsed * 60:.1f} notebooks "
               f"per minute ({elapsed / count:.2f} s per notebook; one notebook's own "
               f"grading took {min(each):.1f} to {max(each):.1f} s)")
         after = load_average()
-        print(f"after: {_load()}", flush=True)
+        print(f"after: load average {after}", flush=True)
         runs.append({"copies": count, "seconds": round(elapsed, 1),
                      "notebooks_per_minute": round(count / elapsed * 60, 1),
                      "seconds_per_notebook": round(elapsed / count, 2),
@@ -105,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                "cpu_count": os.cpu_count(), "runs": runs}
     output = args.output or (None if args.quick else results_path("grading", "cpu"))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(to_json(results), encoding="utf-8")
+        write_results(output, results)
         print(f"results written to {output}")
     return 0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cnn_course.benchmark_results import load_average, results_path, stamp, to_json
+from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.data import TensorBatches, mnist_dataloader, mnist_tensors
 from cnn_course.device import describe_device, get_device, seed_everything
 from cnn_course.models import lenet5_for_mnist
@@ -277,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - start:.0f} s")
     output = args.output or (None if quick else results_path("lenet5_mnist", device.type))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(to_json(results), encoding="utf-8")
+        write_results(output, results)
         print(f"results written to {output}")
     if quick:
         return 0

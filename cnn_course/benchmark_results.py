@@ -46,6 +46,12 @@ def stamp(device: torch.device) -> dict:
             "load_average_1_5_15": load_average()}
 
 
+def write_results(path: Path, results: dict) -> None:
+    """Write a benchmark's results to ``path`` (folders created as needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(results), encoding="utf-8")
+
+
 def to_json(results: dict) -> str:
     """Indented JSON with lists of numbers and flat objects kept on one line (a small,
     readable file)."""

@@ -1,8 +1,9 @@
 """Chapter 8: a CNN on CIFAR-10.
 
 The models (the popular tutorial's network as published, with ReLU, and the chapter's improved
-model), data augmentation on whole batches, the training recipe, per-class evaluation, and the
-benchmark results that the book page reads.
+model), data augmentation on whole batches, the training recipe, per-class evaluation, and
+rebuilding training histories from the benchmark's results file
+(``cnn_course.benchmark_results.load_results("cifar10")``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_course import benchmark_results
 from cnn_course.data import (
     CIFAR10_CLASSES,
     TensorBatches,
@@ -251,16 +250,6 @@ def misclassified(predicted: torch.Tensor, labels: torch.Tensor, count: int = 16
 
 # ---- benchmark results ----------------------------------------------------------------------
 
-def results_path(device_type: str = "cpu") -> Path:
-    """Where ``benchmarks/cifar10.py`` writes its results for a device type."""
-    return benchmark_results.results_path("cifar10", device_type)
-
-
-def load_results(device_type: str = "cpu") -> dict | None:
-    """The benchmark's results for a device type, or None if it was never run there."""
-    return benchmark_results.load_results("cifar10", device_type)
-
-
 def history_from_results(run: dict) -> History:
     """A :class:`History` rebuilt from one run stored in a results file."""
     return History(run["train_loss"], run["train_acc"], run["test_loss"], run["test_acc"],
@@ -268,7 +257,6 @@ def history_from_results(run: dict) -> History:
 
 
 __all__ = ["CIFAR10_CLASSES", "DATASET_NAME", "CifarTensors", "Recipe", "cifar10_tensors",
-           "cifar10_uint8",
-           "confusion_matrix", "count_params", "history_from_results", "improved_cnn",
-           "load_results", "misclassified", "per_class_accuracy", "random_crop_flip",
-           "results_path", "subset_indices", "train", "train_batches", "tutorial_cnn"]
+           "cifar10_uint8", "confusion_matrix", "count_params", "history_from_results",
+           "improved_cnn", "misclassified", "per_class_accuracy", "random_crop_flip",
+           "subset_indices", "train", "train_batches", "tutorial_cnn"]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from cnn_course import cifar
+from cnn_course.benchmark_results import load_results, results_path
 from cnn_course.data import DataUnavailable, load_cifar10
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,10 +127,10 @@ def test_unknown_optimizer_is_refused():
 # ---- the committed results file and the benchmark -------------------------------------------
 
 def test_committed_results_file_is_small_dated_and_meets_the_targets():
-    path = cifar.results_path("cpu")
+    path = results_path("cifar10", "cpu")
     assert path.exists(), "run benchmarks/cifar10.py to create the results file"
     assert path.stat().st_size < 10_000
-    results = cifar.load_results("cpu")
+    results = load_results("cifar10", "cpu")
     assert not results["quick"]
     for part in ("accuracy", "tutorial", "pipeline", "speed"):
         measured = results[part]["measured"]
@@ -152,7 +153,7 @@ def test_committed_results_file_is_small_dated_and_meets_the_targets():
 def test_committed_results_support_what_the_page_says():
     """The Chapter 8 page describes the committed benchmark run in words; a new run that
     changes these facts must come with new words."""
-    results = cifar.load_results("cpu")
+    results = load_results("cifar10", "cpu")
     pipelines = results["pipeline"]["pipelines"]
     assert pipelines["dataloader_2_workers"]["epoch_seconds"] >= \
         pipelines["dataloader_0_workers"]["epoch_seconds"], "workers helped: reword the page"
