@@ -191,22 +191,17 @@ def _random_specs(generator: torch.Generator) -> tuple[tuple[int, int, int], lis
     return shape, specs
 
 
-def _size_by_arithmetic(input_shape: tuple[int, int, int], specs: Sequence[tuple],
-                        pool_stride: Callable[[int, int], int]) -> int | None:
-    """C * H * W after ``specs``, with each pooling layer's stride replaced by
-    ``pool_stride(kernel, stride)``: what a learner's rule for pooling computes."""
-    channels, height, width = input_shape
-    for spec in specs:
-        if spec[0] == "conv":
-            _, channels, kernel, stride, padding = spec
-        else:
-            _, kernel, stride = spec
-            stride, padding = pool_stride(kernel, stride), 0
-        height = (height + 2 * padding - kernel) // stride + 1
-        width = (width + 2 * padding - kernel) // stride + 1
-        if min(height, width) < 1:
-            return None
-    return channels * height * width
+def _size_with_pool_stride(input_shape: tuple[int, int, int], specs: Sequence[tuple],
+                           pool_stride: Callable[[int, int], int]) -> int | None:
+    """C * H * W from the real layers with each pooling layer's stride replaced by
+    ``pool_stride(kernel, stride)``: what a learner's rule for pooling computes (None if a map
+    shrinks away)."""
+    changed = [spec if spec[0] == "conv" else (spec[0], spec[1], pool_stride(spec[1], spec[2]))
+               for spec in specs]
+    try:
+        return math.prod(_shape_after(input_shape, changed))
+    except RuntimeError:  # PyTorch: the output size would be below one pixel
+        return None
 
 
 def _diagnose_pool_stride(got: int, expected: int, real: str, input_shape: tuple[int, int, int],
@@ -214,7 +209,7 @@ def _diagnose_pool_stride(got: int, expected: int, real: str, input_shape: tuple
     """Name a pooling rule that leaves out the stride: windows one pixel apart, or the size
     divided by the kernel (right only where stride == kernel)."""
     for pool_stride in (lambda k, s: 1, lambda k, s: k):
-        if got != _size_by_arithmetic(input_shape, specs, pool_stride) or got == expected:
+        if got != _size_with_pool_stride(input_shape, specs, pool_stride) or got == expected:
             continue
         spec = next(spec for spec in specs if spec[0] == "pool" and
                     pool_stride(spec[1], spec[2]) != spec[2])
