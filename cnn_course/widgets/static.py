@@ -254,18 +254,16 @@ def activation_grid(half_width: float) -> list[float]:
 
 def _activation_exact(name: str, x: list[float], slope: float
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """f(x) and f'(x) (autograd) in float64, unrounded."""
+    """f(x) and f'(x) (autograd) in float64, unrounded: the notebook explorer's functions and
+    derivative, on this explorer's grid."""
     import torch
-    import torch.nn.functional as F
 
-    functions = {"ReLU": F.relu, "Leaky ReLU": lambda t: F.leaky_relu(t, slope),
-                 "sigmoid": F.sigmoid, "tanh": F.tanh, "GELU": F.gelu}
-    if name not in functions:
-        raise ValueError(f"unknown activation {name!r}; expected one of {list(functions)}")
-    leaf = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    y = functions[name](leaf)
-    (dy,) = torch.autograd.grad(y.sum(), leaf)
-    return y.detach(), dy
+    from cnn_course.widgets.activation_explorer import ACTIVATIONS, function_and_derivative
+
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {list(ACTIVATIONS)}")
+    return function_and_derivative(ACTIVATIONS[name], torch.tensor(x, dtype=torch.float64),
+                                   slope)
 
 
 def activation_values(name: str, x: list[float], slope: float = 0.01
