@@ -1,4 +1,4 @@
-"""How fast the grader gets through a class: notebooks per minute.
+"""How fast the grader gets through a class: notebooks per minute, with the sandbox and without.
 
     python benchmarks/grading.py                 # 50 copies of the solved Chapter 1 notebook
     python benchmarks/grading.py --copies 10 50  # two class sizes, to see the cost grow linearly
@@ -6,10 +6,13 @@
     python benchmarks/grading.py --quick         # a smoke run: 3 copies (seconds)
 
 Grades copies of a solved notebook (every copy must get full marks) with ``--jobs`` workers at
-a time and prints the rate with the machine, the date and the machine's load, which matters on
-a shared computer. The grader's own start (reading the chapters) is not counted. A full run
-also writes its figures, each with the machine, date and load average when it started, to
-``benchmarks/results/grading_cpu.json``; a quick run writes only where ``--output`` says.
+a time, once in the bubblewrap sandbox and once without it (``--no-sandbox``), and prints both
+rates and the sandbox's cost per notebook with the machine, the date and the machine's load,
+which matters on a shared computer. The grader's own start (reading the chapters) is not
+counted. A full run also writes its figures, each with the machine, date and load average when
+it started, to ``benchmarks/results/grading_cpu.json``; a quick run writes only where
+``--output`` says. Goal on a 2-core machine with ``--jobs 2``: at least 30 notebooks per
+minute in the sandbox, and a sandbox overhead under 1 s per notebook.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from cnn_course.grading.runner import Limits
 QUICK_COPIES = 3
 
 
-def grade_copies(notebook: Path, copies: int, jobs: int) -> tuple[float, list[float]]:
+def grade_copies(notebook: Path, copies: int, jobs: int, sandboxed: bool = True
+                 ) -> tuple[float, list[float]]:
     """Seconds to grade ``copies`` copies of ``notebook``, and each copy's own seconds."""
-    grader = Grader(GradingOptions(jobs=jobs, limits=Limits(
+    grader = Grader(GradingOptions(jobs=jobs, sandbox=sandboxed, seed=0, limits=Limits(
         threads=max(1, (os.cpu_count() or 1) // jobs))))
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as folder:
         paths = []
@@ -77,19 +81,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"notebook: {args.notebook.name}, {args.jobs} job(s) at a time")
     runs = []
     for count in copies:
-        measured = stamp(torch.device("cpu"))
-        print(f"before: load average {measured['load_average_1_5_15']}", flush=True)
-        elapsed, each = grade_copies(args.notebook, count, args.jobs)
-        print(f"{count} notebooks in {elapsed:.1f} s: {count / elapsed * 60:.1f} notebooks "
-              f"per minute ({elapsed / count:.2f} s per notebook; one notebook's own "
-              f"grading took {min(each):.1f} to {max(each):.1f} s)")
-        after = load_average()
-        print(f"after: load average {after}", flush=True)
-        runs.append({"copies": count, "seconds": round(elapsed, 1),
-                     "notebooks_per_minute": round(count / elapsed * 60, 1),
-                     "seconds_per_notebook": round(elapsed / count, 2),
-                     "one_notebook_seconds": [round(min(each), 1), round(max(each), 1)],
-                     "measured": measured, "load_average_after_1_5_15": after})
+        per_mode = {}
+        for sandboxed in (True, False):
+            label = "sandbox" if sandboxed else "no sandbox"
+            measured = stamp(torch.device("cpu"))
+            print(f"before ({label}): load average {measured['load_average_1_5_15']}",
+                  flush=True)
+            elapsed, each = grade_copies(args.notebook, count, args.jobs, sandboxed)
+            print(f"{label}: {count} notebooks in {elapsed:.1f} s: "
+                  f"{count / elapsed * 60:.1f} notebooks per minute ({elapsed / count:.2f} s "
+                  f"per notebook; one notebook's own grading took {min(each):.1f} to "
+                  f"{max(each):.1f} s)")
+            after = load_average()
+            print(f"after ({label}): load average {after}", flush=True)
+            per_mode[sandboxed] = {
+                "sandbox": sandboxed, "copies": count, "seconds": round(elapsed, 1),
+                "notebooks_per_minute": round(count / elapsed * 60, 1),
+                "seconds_per_notebook": round(elapsed / count, 2),
+                "one_notebook_seconds": [round(min(each), 1), round(max(each), 1)],
+                "mean_notebook_seconds": round(sum(each) / len(each), 2),
+                "measured": measured, "load_average_after_1_5_15": after}
+            runs.append(per_mode[sandboxed])
+        overhead = per_mode[True]["mean_notebook_seconds"] - \
+            per_mode[False]["mean_notebook_seconds"]
+        print(f"sandbox overhead: {overhead:+.2f} s per notebook (mean time of one notebook, "
+              f"{count} copies)")
+        runs[-1]["sandbox_overhead_seconds"] = runs[-2]["sandbox_overhead_seconds"] = \
+            round(overhead, 2)
     results = {"benchmark": "benchmarks/grading.py", "device": "cpu", "quick": args.quick,
                "notebook": args.notebook.name, "jobs": args.jobs,
                "cpu_count": os.cpu_count(), "runs": runs}

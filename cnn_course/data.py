@@ -171,6 +171,11 @@ def _build_cifar_cache(tar_path: Path, cache: Path) -> None:
         try:
             with handle:
                 torch.save(decoded, handle)
+            # Readable like any file the user creates (a temporary file is private), so that a
+            # grader's sandboxed notebooks, which run as another user, can read it.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(handle.name, 0o666 & ~umask)
             os.replace(handle.name, cache)  # atomic: a reader never sees half a file
         except BaseException:
             Path(handle.name).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 # The whole test suite: lint, learner notebooks in sync, the site build, the package's tests,
 # the learner notebooks' checks, and strict nbval on every solution notebook.
 #
+# The grader's tests need bubblewrap (bwrap), the sandbox learners' notebooks are graded in.
 # The browser tests (tests/test_browser.py) need Chromium: `chromium`, `chromium-browser` or
 # `google-chrome` on the PATH, or $CNN_COURSE_CHROMIUM naming one. Set CNN_COURSE_SKIP_BROWSER=1
 # to run everything else without it. The suite should finish within $CNN_COURSE_TEST_BUDGET_S
@@ -27,6 +28,13 @@ else
          "CNN_COURSE_SKIP_BROWSER=1 bash scripts/test.sh" >&2
     exit 1
   fi
+fi
+
+if ! command -v bwrap > /dev/null; then
+  echo "error: the grader's tests need bubblewrap (the 'bwrap' command), the sandbox in which" \
+       "the grader runs learners' notebooks. Install it (Debian/Ubuntu: sudo apt-get install" \
+       "bubblewrap; .ci/run does this)." >&2
+  exit 1
 fi
 
 start=$SECONDS

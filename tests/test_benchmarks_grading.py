@@ -20,16 +20,21 @@ def test_quick_benchmark_prints_every_report_line(root, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for line_start in ("grading benchmark (--quick", "machine: ", "date: ",
-                       "notebook: 01_convolution.ipynb, 2 job(s)", "before: ",
-                       "3 notebooks in ", "after: ", "results written to "):
+                       "notebook: 01_convolution.ipynb, 2 job(s)", "before (sandbox): ",
+                       "sandbox: 3 notebooks in ", "no sandbox: 3 notebooks in ",
+                       "sandbox overhead: ", "after (no sandbox): ", "results written to "):
         assert any(line.startswith(line_start) for line in lines), (
             f"no line starting with {line_start!r} in:\n{result.stdout}")
     results = json.loads(output.read_text(encoding="utf-8"))
     assert results["quick"] is True and results["jobs"] == 2
     assert results["notebook"] == "01_convolution.ipynb"
-    [run] = results["runs"]
-    assert run["copies"] == 3 and run["seconds"] > 0
-    assert run["notebooks_per_minute"] == pytest.approx(3 / run["seconds"] * 60, rel=0.05)
-    assert run["measured"]["machine"] and run["measured"]["date"]
-    assert len(run["measured"]["load_average_1_5_15"]) == 3
+    sandboxed, unsandboxed = results["runs"]
+    assert sandboxed["sandbox"] is True and unsandboxed["sandbox"] is False
+    for run in (sandboxed, unsandboxed):
+        assert run["copies"] == 3 and run["seconds"] > 0
+        assert run["notebooks_per_minute"] == pytest.approx(3 / run["seconds"] * 60, rel=0.05)
+        assert run["measured"]["machine"] and run["measured"]["date"]
+        assert len(run["measured"]["load_average_1_5_15"]) == 3
+    assert sandboxed["sandbox_overhead_seconds"] == pytest.approx(
+        sandboxed["mean_notebook_seconds"] - unsandboxed["mean_notebook_seconds"], abs=0.02)
 

@@ -193,7 +193,7 @@ def test_benchmark_quick_run_writes_every_part(tmp_path):
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "cifar10.py"), "--quick", "--device", "cpu",
          "--output", str(output)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert completed.returncode == 0, completed.stdout + completed.stderr
     results = json.loads(output.read_text())
     assert results["quick"] and set(results["accuracy"]["runs"]) == set(

@@ -169,3 +169,21 @@ def test_concurrent_builders_of_the_cifar_cache_decode_once(monkeypatch, tmp_pat
     assert leftovers == []
     test_images, test_labels = data.load_cifar10(train=False)
     assert test_images.shape == (10, 32, 32, 3) and len(calls) == 1
+
+
+def test_the_cifar_cache_is_readable_by_other_users(monkeypatch, tmp_path):
+    """The grader's sandboxed notebooks run as another user: the cache must not be private
+    (a temporary file is created with mode 0600)."""
+    import os
+    import stat
+
+    _tiny_cifar_mirror(tmp_path / "mirror")
+    monkeypatch.setenv("CNN_COURSE_DATA", str(tmp_path / "root"))
+    monkeypatch.setenv("CNN_COURSE_DATA_MIRROR", str(tmp_path / "mirror"))
+    previous = os.umask(0o022)
+    try:
+        data.load_cifar10(train=True)
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "root" / "cifar10-jpg-mirror.pt").stat().st_mode
+    assert mode & stat.S_IROTH and mode & stat.S_IRGRP and not mode & stat.S_IWOTH

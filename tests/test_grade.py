@@ -1,5 +1,6 @@
 """The grader (python -m cnn_course.grade) on solved, unsolved, partly solved, wrong, broken
-and hostile versions of the Chapter 1 notebook, built here from the real notebooks.
+and cheating versions of the Chapter 1 notebook, built here from the real notebooks (the
+attacks on the sandbox itself are in test_grade_hostile.py).
 
 All notebooks that need running are graded once, together, by the command-line entry point
 (module-scoped fixture), with short time limits; the tests then read its JSON report.
@@ -15,11 +16,17 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_edits import EXERCISES, LEARNER, LEARNER_4, ROOT, SOLUTION
+from notebook_edits import index_of as _index_of
+from notebook_edits import insert as _insert
+from notebook_edits import read as _read
+from notebook_edits import set_function as _set_function
+from notebook_edits import solve as _solve
+from notebook_edits import write as _write
 
 from cnn_course import grade
 from cnn_course.arith import conv_output_size
@@ -27,57 +34,11 @@ from cnn_course.checks import conv as conv_checks
 from cnn_course.grading.chapters import best_match, discover_chapters, read_chapter
 from cnn_course.grading.grader import Grader, GradingOptions
 from cnn_course.grading.notebook import read_cells
-from cnn_course.grading.runner import Limits
 
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTION = ROOT / "solutions" / "01_convolution.ipynb"
-LEARNER = ROOT / "notebooks" / "01_convolution.ipynb"
-LEARNER_4 = ROOT / "notebooks" / "04_fully_connected.ipynb"
-EXERCISES = ["conv2d_loops", "conv_output_size", "conv_params", "conv2d_im2col",
-             "vertical_edge_kernel"]
 CELL_SECONDS, CHECK_SECONDS = 8, 15  # short, but far above what a normal cell or check needs,
 #                                     even the loop-based conv2d checks on a loaded machine
 LIMITS = ["--cell-timeout", str(CELL_SECONDS), "--check-timeout", str(CHECK_SECONDS),
-          "--timeout", "120"]
-
-
-# ---- building submissions from the real notebooks -------------------------------------------
-
-def _read(path: Path) -> nbformat.NotebookNode:
-    return nbformat.read(path, as_version=4)
-
-
-def _index_of(notebook: nbformat.NotebookNode, text: str) -> int:
-    """The index of the first code cell whose source contains ``text``."""
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code" and text in cell.source:
-            return index
-    raise LookupError(text)
-
-
-def _set_function(notebook: nbformat.NotebookNode, name: str, source: str) -> None:
-    notebook.cells[_index_of(notebook, f"def {name}(")].source = textwrap.dedent(source).strip()
-
-
-def _solve(notebook: nbformat.NotebookNode, *names: str) -> None:
-    """Copy the official answers of ``names`` into a learner notebook."""
-    solution = _read(SOLUTION)
-    for name in names:
-        answer = solution.cells[_index_of(solution, f"def {name}(")].source
-        answer = "\n".join(line for line in answer.splitlines() if "### " not in line)
-        notebook.cells[_index_of(notebook, f"def {name}(")].source = answer
-
-
-def _insert(notebook: nbformat.NotebookNode, before: str, source: str) -> int:
-    index = _index_of(notebook, before)
-    notebook.cells.insert(index, nbformat.v4.new_code_cell(textwrap.dedent(source).strip()))
-    return index
-
-
-def _write(folder: Path, name: str, notebook: nbformat.NotebookNode) -> Path:
-    path = folder / name
-    nbformat.write(notebook, path)
-    return path
+          "--timeout", "150", "--seed", "2026"]
 
 
 def _visible_size_table() -> dict[tuple[int, ...], int]:
@@ -458,7 +419,7 @@ def test_solved_notebook_gets_full_marks(graded):
         assert exercise["visible"]["passed"] and exercise["hidden"]["passed"]
     assert solved["flags"] == [] and solved["problems"] == []
     peak = solved["peak_memory"]
-    assert 0 < peak["resident"] < peak["address_space"] < 8 << 30
+    assert 100 << 20 < peak["resident"] < 8 << 30 and 1 <= peak["processes"] <= 4
 
 
 def test_unsolved_notebook_scores_nothing(graded):
@@ -549,9 +510,8 @@ def test_deleted_and_reordered_cells(graded):
 def test_patched_checkers_and_fake_output_earn_nothing(graded):
     patcher = graded["results"]["patcher"]
     assert patcher["score"] == 0
-    assert all(_reason(patcher, name) == "not solved yet" for name in EXERCISES[1:])
-    # A tensor subclass that fakes torch.isclose is compared as the plain tensor it is.
-    assert "values differ" in _reason(patcher, "conv2d_loops")
+    # Its patched checkers never called the functions in the sandbox: nothing to judge.
+    assert all("recorded no result" in _reason(patcher, name) for name in EXERCISES)
     flags = " | ".join(patcher["flags"])
     assert "changes conv_checks.check_conv2d_loops" in flags
     assert "changes core.run_cases" in flags
@@ -561,7 +521,7 @@ def test_patched_checkers_and_fake_output_earn_nothing(graded):
 def test_patched_torch_and_the_course_reference_earn_nothing(graded):
     deep = graded["results"]["deep"]
     assert deep["score"] == 0
-    assert "values differ" in _reason(deep, "conv2d_loops")   # torch.isclose was restored
+    assert "values differ" in _reason(deep, "conv2d_loops")   # the judge's torch is its own
     assert "calls the course's own answer" in _reason(deep, "conv2d_im2col")
     assert "calls the course's own answer" in _reason(deep, "conv_output_size")
     # An int subclass that is "equal" to everything is compared as the plain 0 it is.
@@ -571,46 +531,21 @@ def test_patched_torch_and_the_course_reference_earn_nothing(graded):
     assert any("changes torch.isclose" in flag for flag in deep["flags"])
 
 
-def _saboteur(graded) -> tuple[dict, str]:
+def test_patching_the_sandboxs_python_earns_nothing(graded):
+    """importlib patched, the package's modules edited in memory, a torch function mode left
+    on, torch patched while checked, the worker's functions replaced through the garbage
+    collector: all inside the sandbox, which only reports what the learner's code returned."""
     saboteur = graded["results"]["saboteur"]
-    assert saboteur["chapter"] == "01_convolution" and saboteur["max_score"] == 5
-    return saboteur, " | ".join(saboteur["flags"])
-
-
-def test_a_patched_importlib_earns_nothing(graded):
-    saboteur, flags = _saboteur(graded)
-    assert _reason(saboteur, "conv_params") == "not solved yet"
-    assert "changes importlib.import_module" in flags   # read in the cell's code
-    assert re.search(r"its cells changed [^|]*importlib\.import_module", flags)   # seen running
-
-
-def test_editing_the_graders_copy_of_the_package_earns_nothing(graded):
-    saboteur, flags = _saboteur(graded)
-    assert _reason(saboteur, "conv_output_size") == "not solved yet"
-    assert "changes how modules are imported (sys.meta_path)" in flags
-    assert "the course package's source that the grader loads it from" in flags
-    assert "SnapshotFinder.exec_module" in flags
-
-
-def test_a_torch_function_mode_left_on_earns_nothing(graded):
-    saboteur, flags = _saboteur(graded)
+    assert saboteur["chapter"] == "01_convolution" and saboteur["score"] == 0
+    for name in ("conv_params", "conv_output_size", "vertical_edge_kernel"):
+        assert _reason(saboteur, name) in ("not solved yet", "not checked") or \
+            "recorded no result" in _reason(saboteur, name), _reason(saboteur, name)
+    assert "values differ" in _reason(saboteur, "conv2d_loops")
     assert "values differ" in _reason(saboteur, "conv2d_im2col")
-    assert "installs a PyTorch function or dispatch mode" in flags
-    assert "a torch function mode (TorchFunctionMode)" in flags
-
-
-def test_patching_torch_while_being_checked_earns_nothing(graded):
-    saboteur, _ = _saboteur(graded)
-    assert "the code changed torch.isclose while it was checked" in _reason(saboteur,
-                                                                            "conv2d_loops")
-
-
-def test_replacing_the_graders_own_functions_earns_nothing(graded):
-    saboteur, flags = _saboteur(graded)
-    assert _reason(saboteur, "vertical_edge_kernel") == "not solved yet"
+    flags = " | ".join(saboteur["flags"])
+    assert "changes importlib.import_module" in flags
     assert "searches all live objects" in flags
-    assert "cnn_course.grading.worker._check" in flags
-    assert saboteur["score"] == 0
+    assert "installs a PyTorch function or dispatch mode" in flags
 
 
 def test_callable_objects_a_patched_reference_and_a_trace_hook_earn_nothing(graded):
@@ -619,16 +554,15 @@ def test_callable_objects_a_patched_reference_and_a_trace_hook_earn_nothing(grad
     assert {e["name"]: e["score"] for e in liar["exercises"]} == dict.fromkeys(
         ["linear_params", "mlp_params", "flatten_size", "layer_table", "ink_features",
          "one_hot"], 0)
-    # What a callable object returns is laundered like a function's: the plain int 0.
+    # What a callable object returns reaches the judge as data: the plain int 0.
     assert _reason(liar, "linear_params").startswith('case "Linear(') \
         and "returned 0" in _reason(liar, "linear_params")
     assert "returned 0" in _reason(liar, "mlp_params")
     # The checker's own reference computes the expected size, not the learner's patched one.
     assert "returned 7" in _reason(liar, "flatten_size")
     assert any("changes fc_reference.layers_from_specs" in flag for flag in liar["flags"])
-    # A trace hook left on while the checker ran voids the cases.
-    assert "the code changed a trace or profile hook (sys.settrace) while it was checked" \
-        in _reason(liar, "one_hot")
+    # A trace hook that rewrites the checker's variables works in the sandbox only.
+    assert "values differ" in _reason(liar, "one_hot") or "expected" in _reason(liar, "one_hot")
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -647,59 +581,30 @@ def test_unreadable_submissions_get_a_reason(graded, name, reason):
 
 # ---- chapters --------------------------------------------------------------------------------
 
-def test_rewriting_the_package_on_disk_changes_no_grade(tmp_path):
-    """Graded against a throwaway copy of the package, which the first notebook rewrites so
-    that every check passes; the checks come from the source read when grading started."""
-    import shutil
-
-    import cnn_course
-
-    copy = tmp_path / "site" / "cnn_course"
-    shutil.copytree(Path(cnn_course.__file__).parent, copy,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    rewriter = _read(LEARNER)
-    _insert(rewriter, "def conv2d_loops(", """
-        import pathlib
-        import cnn_course.checks.conv as conv_checks
-        path = pathlib.Path(conv_checks.__file__)
-        path.write_text(path.read_text() + (
-            "\\ndef run_check(exercise, fn, hidden=False):\\n"
-            "    return CheckResult(exercise, True, 'all cases pass.')\\n"))
-    """)
-    paths = [_write(tmp_path, "rewriter.ipynb", rewriter), LEARNER]
-    grader = Grader(GradingOptions(jobs=1, package_dir=copy,
-                                   limits=Limits(cell_timeout=30, check_timeout=30)))
-    results = grader.grade_all(paths)   # in order: the rewriter first
-    assert "return CheckResult(exercise, True" in (copy / "checks" / "conv.py").read_text()
-    assert [r.score for r in results] == [0, 0]
-    assert all(e.reason == "not solved yet" for r in results for e in r.exercises)
-
-
 def test_the_notebooks_time_limit_leaves_the_remaining_cells_unrun(tmp_path):
-    """Cells that each finish well within the cell limit, but not all within --timeout."""
+    """Cells that each finish well within the cell limit, but not all within the share of
+    --timeout that cells may take (three quarters); the rest of the time is the checks'."""
     slow = _read(SOLUTION)
-    for _ in range(4):
-        _insert(slow, "def conv2d_loops(", "import time\ntime.sleep(1)")
-    first_sleep = _index_of(slow, "time.sleep(1)")
+    for _ in range(6):
+        _insert(slow, "def conv2d_loops(", "import time\ntime.sleep(6)")
+    first_sleep = _index_of(slow, "time.sleep(6)")
     defining = [_index_of(slow, f"def {name}(") for name in EXERCISES]
     out = tmp_path / "grades.json"
     with contextlib.redirect_stdout(io.StringIO()):
-        status = grade.main([str(_write(tmp_path, "slow.ipynb", slow)), "--timeout", "2.5",
+        status = grade.main([str(_write(tmp_path, "slow.ipynb", slow)), "--timeout", "40",
                              "--cell-timeout", "30", "--quiet", "--json", str(out)])
     assert status == 1
     result = json.loads(out.read_text(encoding="utf-8"))["submissions"][0]
     assert result["score"] == 0 and result["max_score"] == 5
-    not_run = next(p for p in result["problems"] if "were not run" in p)
-    assert not_run.endswith("were not run: the notebook passed its 2.5 s time limit")
+    not_run = next((p for p in result["problems"] if "were not run" in p), result)
+    assert not_run.endswith("were not run: the notebook passed the 30 s its cells may take "
+                            "(75% of its 40 s time limit)")
     listed = {int(i) for i in re.findall(r"\d+", not_run.split(" were not run")[0])}
     assert set(defining) <= listed and min(listed) > first_sleep
     for name, index in zip(EXERCISES, defining, strict=True):
         assert _reason(result, name) == (f"not defined (cell {index}, which defines it, was "
                                          "not run: time limit)")
-    # The reason given is the first problem: the cell the time limit stopped, or the cells it
-    # left unrun (if the cells before the sleeps took the whole time on a busy machine).
-    assert result["reason"].startswith(result["problems"][0] + " (+")
-    assert result["problems"][-1] == not_run
+    assert result["seconds"] < 40 + 10
 
 
 def test_every_chapters_solution_gets_full_marks_and_a_learner_notebook_none(tmp_path):

@@ -1,5 +1,6 @@
-"""scripts/test.sh, run on a copy whose tools are stand-ins: it stops at once without Chromium,
-can leave the browser tests out, and warns when the suite overruns its time budget."""
+"""scripts/test.sh, run on a copy whose tools are stand-ins: it stops at once without Chromium
+or bubblewrap, can leave the browser tests out, and warns when the suite overruns its time
+budget."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def _executable(path: Path, text: str) -> None:
 
 @pytest.fixture
 def fake_checkout(root, tmp_path):
-    """A copy of scripts/test.sh whose ensure-env.sh puts stand-ins for ruff, python and bash
-    first on the PATH; the PATH holds no Chromium unless a test adds one."""
+    """A copy of scripts/test.sh whose ensure-env.sh puts stand-ins for ruff, python, bash and
+    bwrap first on the PATH; the PATH holds no Chromium unless a test adds one."""
     if os.name != "posix" or not shutil.which("bash"):
         pytest.skip("scripts/test.sh is a bash script")
     (tmp_path / "scripts").mkdir()
@@ -37,7 +38,7 @@ def fake_checkout(root, tmp_path):
     tools.mkdir()
     for real in ("dirname",):
         (tools / real).symlink_to(shutil.which(real))
-    for name in ("ruff", "python", "bash"):
+    for name in ("ruff", "python", "bash", "bwrap"):
         _executable(tools / name, STAND_IN.format(name=name, sleep=shutil.which("sleep")))
     (tmp_path / "scripts" / "ensure-env.sh").write_text(
         f'cd "{tmp_path}"\nexport PATH="{tools}"\n', encoding="utf-8")
@@ -60,6 +61,13 @@ def test_without_chromium_it_stops_before_anything_runs(fake_checkout):
     assert "the browser tests need Chromium" in result.stderr
     assert "apt-get install chromium" in result.stderr
     assert "CNN_COURSE_SKIP_BROWSER=1" in result.stderr
+
+
+def test_without_bubblewrap_it_stops_before_anything_runs(fake_checkout):
+    (fake_checkout / "bin" / "bwrap").unlink()
+    result, calls = _run(fake_checkout, CNN_COURSE_SKIP_BROWSER="1")
+    assert result.returncode == 1 and calls == []
+    assert "need bubblewrap" in result.stderr and "apt-get install" in result.stderr
 
 
 @pytest.mark.parametrize("how", ["on the PATH", "named by CNN_COURSE_CHROMIUM"])

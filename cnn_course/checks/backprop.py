@@ -20,7 +20,9 @@ from cnn_course.checks.core import (
     CaseFailed,
     CheckResult,
     Exercise,
+    MethodViolation,
     as_tensor,
+    case_seed,
     expect_shape,
     report,
 )
@@ -35,14 +37,23 @@ RTOL, ATOL = 1e-7, 1e-9
 
 @contextlib.contextmanager
 def _forbid_autograd() -> Iterator[None]:
-    """Make autograd's entry points raise while the learner's code runs."""
-    def refuse(*args, **kwargs):
-        raise CaseFailed("your function called autograd (.backward() or torch.autograd); "
-                         "the exercise is to compute the gradient by hand", diagnosed=True)
-    targets = [(torch.autograd, "grad"), (torch.autograd, "backward"), (torch.Tensor, "backward"),
-               (torch.nn.grad, "conv2d_input"), (torch.nn.grad, "conv2d_weight")]
-    saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
-    for owner, name, _ in saved:
+    """Make autograd's entry points, and PyTorch's ready-made convolution gradients, raise
+    while the learner's code runs."""
+    def refuse_autograd(*args, **kwargs):
+        raise MethodViolation("your function called autograd (.backward() or torch.autograd); "
+                              "the exercise is to compute the gradient by hand")
+
+    def refuse_conv_grad(*args, **kwargs):
+        raise MethodViolation("your function called torch.nn.grad.conv2d_input or "
+                              "conv2d_weight, PyTorch's built-in convolution gradients; the "
+                              "exercise is to compute them yourself")
+    targets = [(torch.autograd, "grad", refuse_autograd),
+               (torch.autograd, "backward", refuse_autograd),
+               (torch.Tensor, "backward", refuse_autograd),
+               (torch.nn.grad, "conv2d_input", refuse_conv_grad),
+               (torch.nn.grad, "conv2d_weight", refuse_conv_grad)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    for owner, name, refuse in targets:
         setattr(owner, name, refuse)
     try:
         yield
@@ -160,7 +171,7 @@ def _cube(t: torch.Tensor) -> torch.Tensor:
 
 
 def numerical_gradient_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(55 if hidden else 5)
+    generator = torch.Generator().manual_seed(case_seed(5, hidden, "numerical_gradient"))
     signs = torch.where(torch.rand(5, generator=generator) < 0.5, -1.0, 1.0).to(DTYPE)
     vector = signs * (0.5 + 1.5 * torch.rand(5, generator=generator, dtype=DTYPE))
     matrix = torch.rand(2, 3, generator=generator, dtype=DTYPE) * 2 - 1
@@ -287,7 +298,7 @@ def relative_error_cases(fn: Callable, hidden: bool = False) -> list[Case]:
                                  diagnosed=True)
         raise CaseFailed(f"returned {got:.6g}, expected {expected:.6g}")
 
-    generator = torch.Generator().manual_seed(77 if hidden else 7)
+    generator = torch.Generator().manual_seed(case_seed(7, hidden, "relative_error"))
     random_a = _randn(generator, 3, 4)
     random_b = random_a + 0.01 * _randn(generator, 3, 4)
     hidden_a = _randn(generator, 2, 3, 5)
@@ -316,7 +327,7 @@ _LINEAR_SHAPES = ("With x [N, in], w [out, in] and dout [N, out]: dx = dout @ w 
 
 
 def linear_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(11 if hidden else 1)
+    generator = torch.Generator().manual_seed(case_seed(1, hidden, "linear_backward"))
     configs = [("one example", 1, 3, 2), ("a batch of 4", 4, 5, 3),
                ("more outputs than inputs", 6, 2, 7), ("a square weight", 3, 4, 4),
                ("a batch of 16", 16, 8, 10)]
@@ -373,7 +384,7 @@ def _elementwise_inputs(generator: torch.Generator, hidden: bool
 
 
 def relu_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(22 if hidden else 2)
+    generator = torch.Generator().manual_seed(case_seed(2, hidden, "relu_backward"))
     cases = []
     for description, x in _elementwise_inputs(generator, hidden):
         dout = _randn(generator, *x.shape)
@@ -397,7 +408,7 @@ def relu_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
 
 
 def sigmoid_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(33 if hidden else 3)
+    generator = torch.Generator().manual_seed(case_seed(3, hidden, "sigmoid_backward"))
     inputs = [(d, x) for d, x in _elementwise_inputs(generator, hidden) if "exactly" not in d]
     inputs.append(("extreme inputs -40 ... 40 (saturated)",
                    torch.tensor([-40.0, -10.0, -1.0, 0.0, 1.0, 10.0, 40.0], dtype=DTYPE)))
@@ -425,7 +436,7 @@ def sigmoid_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
 # ---- softmax cross-entropy ------------------------------------------------------------------
 
 def softmax_cross_entropy_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(44 if hidden else 4)
+    generator = torch.Generator().manual_seed(case_seed(4, hidden, "softmax_cross_entropy"))
     configs = [  # description, N, classes, spread, offset
         ("one example, 3 classes", 1, 3, 1.0, 0.0),
         ("a batch of 4, 10 classes", 4, 10, 2.0, 0.0),
@@ -505,7 +516,8 @@ def _pool_assign_candidate(x: torch.Tensor, dout: torch.Tensor, k: int, s: int,
 
 
 def max_pool2d_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(66 if hidden else 6)
+    seed = case_seed(6, hidden, "backprop.max_pool2d_backward")
+    generator = torch.Generator().manual_seed(seed)
     configs = [  # description, x shape, kernel, stride (None: = kernel)
         ("2x2 windows on 4x4", (1, 1, 4, 4), 2, None),
         ("batch 2, 3 channels, non-square 6x8", (2, 3, 6, 8), 2, None),
@@ -561,7 +573,7 @@ _CONV_CONFIGS = [  # description, x shape, w shape, stride, padding
 
 
 def conv2d_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(88 if hidden else 8)
+    generator = torch.Generator().manual_seed(case_seed(8, hidden, "conv2d_backward"))
     configs = list(_CONV_CONFIGS)
     if hidden:
         configs.append(("batch 4, 5 -> 6 channels, 12x11, stride 2", (4, 5, 12, 11),
@@ -623,7 +635,7 @@ _PARAM_NAMES = ("conv_w", "conv_b", "fc_w", "fc_b")
 
 
 def cnn_train_step_cases(fn: Callable, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(99 if hidden else 9)
+    generator = torch.Generator().manual_seed(case_seed(9, hidden, "cnn_train_step"))
     configs = [  # description, N, C_in, H, W, channels, classes, lr
         ("one 4x4 image, 2 channels, 3 classes", 1, 1, 4, 4, 2, 3, 0.1),
         ("a batch of 4 6x6 images, 5 classes", 4, 1, 6, 6, 3, 5, 0.5),

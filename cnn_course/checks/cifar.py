@@ -20,8 +20,11 @@ from cnn_course.checks.core import (
     CaseFailed,
     CheckResult,
     Exercise,
+    MethodViolation,
     as_tensor,
+    case_seed,
     expect_shape,
+    observed,
     report,
 )
 
@@ -98,7 +101,8 @@ def _random_feature_configs(generator: torch.Generator, count: int
 def linear_in_features_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_FEATURE_CONFIGS)
     if hidden:
-        configs += _random_feature_configs(torch.Generator().manual_seed(8), 12)
+        generator = torch.Generator().manual_seed(case_seed(8, hidden, "linear_in_features"))
+        configs += _random_feature_configs(generator, 12)
     cases = []
     for description, image_size, convs in configs:
         def run(image_size=image_size, convs=convs) -> None:
@@ -158,8 +162,43 @@ def _normalized_types(model: nn.Module) -> list[str]:
     return kinds
 
 
+def _structure(model: nn.Module) -> dict:
+    """What the structural cases read off the model, as plain data: a model that a grader
+    rebuilds from its forward pass need not keep its layer objects."""
+    leaves = _leaves(model)
+    settings = [m for m in leaves if not isinstance(m, (nn.ReLU, nn.Identity))]
+    return {
+        "kinds": _normalized_types(model),
+        "other_activations": [type(m).__name__ for m in leaves if isinstance(m, _ACTIVATIONS)],
+        "convs": [((m.in_channels, m.out_channels, m.kernel_size, m.padding, m.stride), str(m))
+                  for m in settings if isinstance(m, nn.Conv2d)],
+        "pools": [((m.kernel_size, m.stride), str(m))
+                  for m in settings if isinstance(m, nn.MaxPool2d)],
+        "linears": [((m.in_features, m.out_features), str(m))
+                    for m in settings if isinstance(m, nn.Linear)],
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def _relu_calls(model: nn.Module) -> list[int]:
+    """How often each nn.ReLU leaf runs in one forward pass."""
+    relus = [m for m in _leaves(model) if isinstance(m, nn.ReLU)]
+    calls = [0] * len(relus)
+    handles = [relu.register_forward_hook(
+        lambda *args, i=i: calls.__setitem__(i, calls[i] + 1)) for i, relu in enumerate(relus)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 32, 32))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
 def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Case]:
-    state: dict[str, nn.Module] = {}
+    state: dict[str, object] = {}
+    seeds = {name: case_seed(visible, hidden, f"relu_cnn {name}")
+             for name, visible in (("output", 4), ("one", 6), ("batch", 7))}
 
     def model() -> nn.Module:
         if "model" not in state:
@@ -170,12 +209,16 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
             state["model"] = built
         return state["model"]
 
+    def structure() -> dict:
+        if "structure" not in state:
+            state["structure"] = observed(lambda: _structure(model()))
+        return state["structure"]
+
     def layer_order() -> None:
-        leaves = _leaves(model())
-        kinds = _normalized_types(model())
+        kinds = structure()["kinds"]
         if kinds == _EXPECTED_LAYERS:
             return
-        other = [type(m).__name__ for m in leaves if isinstance(m, _ACTIVATIONS)]
+        other = structure()["other_activations"]
         if other:
             raise CaseFailed(f"the model uses {other[0]}; this exercise asks for nn.ReLU",
                              diagnosed=True)
@@ -200,32 +243,28 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
                          f"{' - '.join(_EXPECTED_LAYERS)}")
 
     def layer_settings() -> None:
-        leaves = [m for m in _leaves(model()) if not isinstance(m, (nn.ReLU, nn.Identity))]
-        convs = [m for m in leaves if isinstance(m, nn.Conv2d)]
-        for conv, (c_in, c_out) in zip(convs, [(3, 32), (32, 32), (32, 64)], strict=True):
-            settings = (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding,
-                        conv.stride)
-            wanted = (c_in, c_out, (5, 5), (2, 2), (1, 1))
-            if settings != wanted:
+        found = structure()
+        for (settings, conv), (c_in, c_out) in zip(found["convs"], [(3, 32), (32, 32), (32, 64)],
+                                                   strict=True):
+            if settings != (c_in, c_out, (5, 5), (2, 2), (1, 1)):
                 raise CaseFailed(f"found {conv}; expected Conv2d({c_in}, {c_out}, "
                                  "kernel_size=5, padding=2)", diagnosed=True)
-        for pool in (m for m in leaves if isinstance(m, nn.MaxPool2d)):
-            if pool.kernel_size not in (2, (2, 2)) or pool.stride not in (2, (2, 2)):
+        for (kernel_size, stride), pool in found["pools"]:
+            if kernel_size not in (2, (2, 2)) or stride not in (2, (2, 2)):
                 raise CaseFailed(f"found {pool}; expected MaxPool2d(2)", diagnosed=True)
-        linears = [m for m in leaves if isinstance(m, nn.Linear)]
-        for linear, shape in zip(linears, [(1024, 64), (64, 10)], strict=True):
-            if (linear.in_features, linear.out_features) != shape:
+        for (sizes, linear), shape in zip(found["linears"], [(1024, 64), (64, 10)], strict=True):
+            if sizes != shape:
                 raise CaseFailed(f"found {linear}; expected Linear({shape[0]}, {shape[1]})",
                                  diagnosed=True)
 
     def parameter_count() -> None:
-        count = sum(p.numel() for p in model().parameters())
+        count = structure()["params"]
         if count != _EXPECTED_PARAMS:
             raise CaseFailed(f"the model has {count:,} parameters; the published model has "
                              f"{_EXPECTED_PARAMS:,} and ReLU adds none", diagnosed=True)
 
     def output_shape() -> None:
-        generator = torch.Generator().manual_seed(5 if hidden else 4)
+        generator = torch.Generator().manual_seed(seeds["output"])
         batch = 3 if hidden else 2
         with torch.no_grad():
             out = model().eval()(torch.randn(batch, 3, 32, 32, generator=generator))
@@ -233,16 +272,7 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
         expect_shape(out, (batch, 10), "the model's output for a batch of 32x32 colour images")
 
     def relus_applied() -> None:
-        relus = [m for m in _leaves(model()) if isinstance(m, nn.ReLU)]
-        calls = [0] * len(relus)
-        handles = [relu.register_forward_hook(
-            lambda *args, i=i: calls.__setitem__(i, calls[i] + 1)) for i, relu in enumerate(relus)]
-        try:
-            with torch.no_grad():
-                model().eval()(torch.zeros(1, 3, 32, 32))
-        finally:
-            for handle in handles:
-                handle.remove()
+        calls = observed(lambda: _relu_calls(model()))  # the hooks count inside the model
         if 0 in calls:
             raise CaseFailed(f"ReLU number {calls.index(0) + 1} is a layer of the model but the "
                              "forward pass never calls it", diagnosed=True)
@@ -250,12 +280,12 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
     def single_image() -> None:
         with torch.no_grad():
             out = model().eval()(torch.rand(1, 3, 32, 32, generator=torch.Generator()
-                                            .manual_seed(6)))
+                                            .manual_seed(seeds["one"])))
         expect_shape(as_tensor(out, "the model's output"), (1, 10),
                      "the model's output for one 32x32 colour image")
 
     def batch_independent() -> None:
-        x = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+        x = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(seeds["batch"]))
         net = model().eval()
         with torch.no_grad():
             together = as_tensor(net(x), "the model's output")
@@ -360,8 +390,8 @@ def _locate(x: torch.Tensor, out: torch.Tensor, padding: int) -> tuple[torch.Ten
 
 
 def random_crop_flip_cases(fn: AugmentFn, hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(77 if hidden else 3)
-    seed = 20 if hidden else 10
+    generator = torch.Generator().manual_seed(case_seed(3, hidden, "random_crop_flip"))
+    seed = case_seed(10, hidden, "random_crop_flip generator")  # for the generator argument
 
     def images(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=generator) + 3.0  # never 0, the padding value
@@ -416,28 +446,36 @@ def random_crop_flip_cases(fn: AugmentFn, hidden: bool = False) -> list[Case]:
             raise CaseFailed("generators with different seeds gave the same result; the "
                              "shifts and flips should be random")
 
+    # The operation counts and the time are no return values of the learner's code: each is
+    # measured as an observed unit.
+    def operations(x: torch.Tensor) -> int:
+        with _OpCounter() as counter:
+            fn(x, padding=2, generator=torch.Generator().manual_seed(seed))
+        return counter.calls
+
     def vectorized() -> None:
         counts = {}
         for n in (32, 1024):
             x = images(n, 3, 8, 8)
-            with _OpCounter() as counter:
-                fn(x, padding=2, generator=torch.Generator().manual_seed(seed))
-            counts[n] = counter.calls
+            counts[n] = observed(lambda x=x: operations(x))
         if counts[1024] > 4 * counts[32] + 100:
-            raise CaseFailed(f"your function called {counts[32]} PyTorch operations for 32 "
-                             f"images and {counts[1024]} for 1,024: it loops over the images. "
-                             "Work on the whole batch at once (one random tensor for all "
-                             "shifts, indexing or torch.where for all images)", diagnosed=True)
+            raise MethodViolation(f"your function called {counts[32]} PyTorch operations for "
+                                  f"32 images and {counts[1024]} for 1,024: it loops over the "
+                                  "images. Work on the whole batch at once (one random tensor "
+                                  "for all shifts, indexing or torch.where for all images)")
 
-    def fast() -> None:
-        x = images(512, 3, 32, 32)
+    def duration(x: torch.Tensor) -> float:
         fn(x[:8], padding=4, generator=torch.Generator().manual_seed(seed))  # warm-up
         start = time.perf_counter()
         fn(x, padding=4, generator=torch.Generator().manual_seed(seed))
-        seconds = time.perf_counter() - start
+        return time.perf_counter() - start
+
+    def fast() -> None:
+        x = images(512, 3, 32, 32)
+        seconds = observed(lambda: duration(x))
         if seconds > 1.0:
-            raise CaseFailed(f"a batch of 512 images took {seconds:.1f} s; a vectorized "
-                             "version takes a few milliseconds", diagnosed=True)
+            raise MethodViolation(f"a batch of 512 images took {seconds:.1f} s; a vectorized "
+                                  "version takes a few milliseconds")
 
     shape_cases = [
         ("a batch of 16 colour images 32x32, padding 4", (16, 3, 32, 32), 4),
@@ -469,7 +507,7 @@ def _confusion(predicted: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
 
 def per_class_accuracy_cases(fn: Callable[..., torch.Tensor], hidden: bool = False
                              ) -> list[Case]:
-    generator = torch.Generator().manual_seed(31 if hidden else 13)
+    generator = torch.Generator().manual_seed(case_seed(13, hidden, "per_class_accuracy"))
 
     def randint(high: int, n: int) -> torch.Tensor:
         return torch.randint(0, high, (n,), generator=generator)

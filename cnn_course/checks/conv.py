@@ -20,7 +20,9 @@ from cnn_course.checks.core import (
     CaseFailed,
     CheckResult,
     Exercise,
+    MethodViolation,
     as_tensor,
+    case_seed,
     expect_close,
     expect_shape,
     report,
@@ -71,8 +73,8 @@ class _NoBuiltinConvolution(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if _is_builtin_convolution(func.name()):
-            raise CaseFailed("your function called PyTorch's built-in convolution; the exercise "
-                             "is to compute it yourself", diagnosed=True)
+            raise MethodViolation("your function called PyTorch's built-in convolution; the "
+                                  "exercise is to compute it yourself")
         return func(*args, **(kwargs or {}))
 
 
@@ -100,7 +102,7 @@ def _diagnose_conv(got: torch.Tensor, x, weight, bias, stride, padding) -> str:
 
 
 def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) -> list[Case]:
-    generator = torch.Generator().manual_seed(1234 if hidden else 0)
+    generator = torch.Generator().manual_seed(case_seed(0, hidden, "conv2d"))
     configs = _CONV_CONFIGS + (_HIDDEN_CONV_CONFIGS if hidden else [])
     cases = []
     for description, x_shape, w_shape, stride, padding, with_bias in configs:
@@ -137,7 +139,7 @@ _SIZE_CONFIGS = [  # n, kernel, padding, stride, dilation
 def conv_output_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_SIZE_CONFIGS)
     if hidden:
-        generator = torch.Generator().manual_seed(99)
+        generator = torch.Generator().manual_seed(case_seed(99, hidden, "conv_output_size"))
         while len(configs) < 30:
             n, k, p, s, d = (int(v) for v in torch.randint(1, 8, (5,), generator=generator))
             n += 8
@@ -166,7 +168,7 @@ _PARAM_CONFIGS = [(3, 16, 2, True), (3, 32, 5, True), (1, 6, 5, True), (6, 16, 5
 def conv_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_PARAM_CONFIGS)
     if hidden:
-        generator = torch.Generator().manual_seed(7)
+        generator = torch.Generator().manual_seed(case_seed(7, hidden, "conv_params"))
         for _ in range(10):
             c_in, c_out, k = (int(v) for v in torch.randint(1, 20, (3,), generator=generator))
             configs.append((c_in, c_out, k % 7 + 1, bool(c_out % 2)))
@@ -256,13 +258,19 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
     def is_square() -> None:
         get_kernel()
 
+    # the hidden images' grey levels and edge position, drawn from the hidden seed
+    generator = torch.Generator().manual_seed(case_seed(0, hidden, "vertical_edge_kernel"))
+    bright, dark, edge, flat_level = torch.rand(4, generator=generator).tolist()
+    bright, dark, flat_level = 0.7 + 0.3 * bright, 0.2 - 0.4 * dark, round(-1 - 2 * flat_level, 2)
+
     def other_images() -> tuple[torch.Tensor, torch.Tensor]:
         """A non-square image with a bright-to-dark vertical edge off its centre, and the same
         image turned a quarter (a horizontal edge); for the hidden cases only."""
         size = get_kernel().shape[0]
         height, width = max(20, 2 * size + 4), max(13, 2 * size + 3)
-        vertical = torch.full((1, 1, height, width), 0.9)
-        vertical[..., width // 3:] = 0.1
+        vertical = torch.full((1, 1, height, width), bright)
+        # the edge leaves room for a whole kernel on either side
+        vertical[..., size + int(edge * (width - 2 * size)):] = dark
         return vertical, vertical.transpose(-1, -2).contiguous()
 
     def responds_to_other_vertical() -> None:
@@ -278,15 +286,15 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
                              "strongly as to a vertical one")
 
     def silent_on_other_flat() -> None:
-        flat = torch.full((1, 1, 17, 2 * get_kernel().shape[0] + 5), -2.5)
+        flat = torch.full((1, 1, 17, 2 * get_kernel().shape[0] + 5), flat_level)
         if response(flat).abs().max() > 1e-4:
-            raise CaseFailed("the kernel responds to a flat image at level -2.5; an edge "
-                             "detector's weights should sum to zero")
+            raise CaseFailed(f"the kernel responds to a flat image at level {flat_level}; an "
+                             "edge detector's weights should sum to zero")
 
     hidden_cases = [
         Case("a non-square image with a bright-to-dark vertical edge", responds_to_other_vertical),
         Case("a non-square image with a horizontal edge", silent_on_other_horizontal),
-        Case("a flat non-square image at level -2.5", silent_on_other_flat),
+        Case(f"a flat non-square image at level {flat_level}", silent_on_other_flat),
     ]
     return [Case("a square kernel of finite numbers", is_square),
             Case("an image with a vertical edge", responds_to_vertical),

@@ -8,12 +8,16 @@ a :class:`CheckResult`.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import sys
 import sysconfig
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import torch
 
@@ -36,6 +40,78 @@ class CaseFailed(Exception):
         self.diagnosed = diagnosed
 
 
+class MethodViolation(CaseFailed):
+    """Raised when the learner's code works in a way the exercise rules out (calls PyTorch's
+    built-in convolution, loops over images, calls autograd...). Such checks watch the code
+    as it runs, so a grader can only observe them best-effort, and reports them apart from
+    the correctness of the results."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, diagnosed=True)
+
+
+# ---- the seed of the hidden cases ------------------------------------------------------------
+# Learners see the visible cases' fixed inputs. The hidden cases' inputs come from a seed that
+# a grader chooses per run (``hidden_seed``), so that nobody can compute them in advance.
+
+DEFAULT_HIDDEN_SEED = 0
+_hidden_seed: ContextVar[int] = ContextVar("hidden_seed", default=DEFAULT_HIDDEN_SEED)
+
+
+@contextlib.contextmanager
+def hidden_seed(seed: int) -> Iterator[None]:
+    """Draw the hidden cases' inputs from ``seed`` inside this block."""
+    token = _hidden_seed.set(int(seed))
+    try:
+        yield
+    finally:
+        _hidden_seed.reset(token)
+
+
+def case_seed(visible: int, hidden: bool, salt: object = "") -> int:
+    """The seed of a set of cases: ``visible`` for the visible cases; for the hidden ones a
+    63-bit number derived from the grader's hidden seed, ``visible`` and ``salt`` (so that
+    different exercises and case groups get unrelated inputs)."""
+    if not hidden:
+        return visible
+    text = f"{_hidden_seed.get()}:{visible}:{salt}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+
+
+# ---- observation points for graders ----------------------------------------------------------
+# A grader runs a learner's code in a sandbox and judges the results outside it. It records
+# every call of the learner's function (and every ``observed`` unit) inside the sandbox, and
+# replays the recorded results when it runs the same checker outside. A checker that computes
+# something from the learner's code other than by calling the function directly (autograd
+# through its output, say) wraps that computation in ``observed`` and judges its result.
+
+T = TypeVar("T")
+
+
+class Observer(Protocol):
+    def unit(self, compute: Callable[[], T]) -> T: ...
+
+
+_observer: ContextVar[Observer | None] = ContextVar("observer", default=None)
+
+
+def observed(compute: Callable[[], T]) -> T:
+    """Run ``compute`` (which calls the learner's code) and return its result; under a
+    grader, the result is recorded in the sandbox and replayed by the judge."""
+    observer = _observer.get()
+    return compute() if observer is None else observer.unit(compute)
+
+
+@contextlib.contextmanager
+def observing(observer: Observer | None) -> Iterator[None]:
+    """Route ``observed`` units through ``observer`` inside this block."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
 @dataclass(frozen=True)
 class Case:
     """One test case: a short description a learner can read and a function that runs it."""
@@ -50,6 +126,7 @@ class CheckResult:
     passed: bool
     message: str
     cases_run: int = 0
+    method: bool = False   # failed a check of how the code works (MethodViolation)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -69,7 +146,11 @@ def _is_learner_file(filename: str) -> bool:
 
 
 def _where_in_learner_code(error: BaseException) -> str:
-    """Name the innermost line of the traceback that is not inside this package."""
+    """Name the innermost line of the traceback that is not inside this package (or, for an
+    exception a grader rebuilt from its record, the place recorded with it)."""
+    recorded = getattr(error, "__learner_where__", None)
+    if isinstance(recorded, str):
+        return f" ({recorded})" if recorded else ""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if _is_learner_file(f.filename)]
     if not frames:
         return ""
@@ -96,7 +177,8 @@ def run_cases(exercise: str, cases: Iterable[Case], *, success: str, hint: str =
             except CaseFailed as failure:
                 tail = f" Hint: {hint}" if hint and not failure.diagnosed else ""
                 return CheckResult(exercise, False,
-                                   f'case "{case.description}": {failure}.{tail}', count)
+                                   f'case "{case.description}": {failure}.{tail}', count,
+                                   method=isinstance(failure, MethodViolation))
             except RecursionError:
                 return CheckResult(exercise, False, f'case "{case.description}": your code '
                                    "recursed without end (RecursionError).", count)

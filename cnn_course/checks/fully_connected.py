@@ -22,7 +22,9 @@ from cnn_course.checks.core import (
     CaseFailed,
     CheckResult,
     Exercise,
+    MethodViolation,
     as_tensor,
+    case_seed,
     expect_close,
     report,
 )
@@ -66,7 +68,7 @@ _LINEAR_CONFIGS = [(1024, 64, True), (64, 10, True), (16, 133, True), (784, 128,
 def linear_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_LINEAR_CONFIGS)
     if hidden:
-        generator = torch.Generator().manual_seed(41)
+        generator = torch.Generator().manual_seed(case_seed(41, hidden, "linear_params"))
         for _ in range(10):
             a, b = (int(v) for v in torch.randint(1, 600, (2,), generator=generator))
             configs.append((a, b, bool(a % 3)))
@@ -108,7 +110,7 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 def mlp_params_cases(fn: Callable[[list[int]], int], hidden: bool = False) -> list[Case]:
     configs = [list(c) for c in _MLP_CONFIGS]
     if hidden:
-        generator = torch.Generator().manual_seed(42)
+        generator = torch.Generator().manual_seed(case_seed(42, hidden, "mlp_params"))
         for depth in range(2, 7):
             configs.append([int(v) for v in torch.randint(1, 300, (depth,), generator=generator)])
     cases = []
@@ -244,7 +246,7 @@ _POOL_SPEC_ADVICE = ('in this exercise a pooling spec is ("pool", kernel_size, s
 def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_FLATTEN_CONFIGS)
     if hidden:
-        generator = torch.Generator().manual_seed(43)
+        generator = torch.Generator().manual_seed(case_seed(43, hidden, "flatten_size"))
         configs += [(f"random layers #{i}", *_random_specs(generator)) for i in range(12)]
     cases = []
     for description, input_shape, specs in configs:
@@ -335,8 +337,8 @@ _RUN_BATCHED = ("run a batch of one image, torch.zeros(1, *input_shape): nn.Flat
 def _forbid_model_summary() -> Iterator[None]:
     """Make ``cnn_course.summary.model_summary`` fail however the learner imported it."""
     def refuse(*args, **kwargs):
-        raise CaseFailed("your function used cnn_course.summary.model_summary; the exercise is "
-                         "to walk the layers yourself", diagnosed=True)
+        raise MethodViolation("your function used cnn_course.summary.model_summary; the "
+                              "exercise is to walk the layers yourself")
     saved = summary_module.LayerRow
     summary_module.LayerRow = refuse  # model_summary builds its rows with it
     try:
@@ -373,11 +375,12 @@ def _as_row(row: object, index: int) -> tuple[object, tuple, object]:
 
 
 def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Case]:
+    seed = case_seed(0, hidden, "layer_table")
     cases = []
     for description, make, input_shape in _TABLE_MODELS + (_HIDDEN_TABLE_MODELS if hidden else []):
         def run(make=make, input_shape=input_shape) -> None:
             with torch.random.fork_rng(devices=[]):  # leave the learner's seed alone
-                torch.manual_seed(1 if hidden else 0)
+                torch.manual_seed(seed)
                 model = make()
                 expected = [(r.kind, r.output_shape, r.params)
                             for r in model_summary(model, input_shape).rows]
@@ -462,7 +465,7 @@ def _pooled(images: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
 
 
 def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list[Case]:
-    generator = torch.Generator().manual_seed(44 if hidden else 4)
+    generator = torch.Generator().manual_seed(case_seed(4, hidden, "ink_features"))
     cases = []
     configs = list(_INK_CONFIGS) + [("blank paper gives 0 everywhere", (2, 8, 8), 4),
                                     ("solid ink gives 1 everywhere", (2, 8, 8), 2)]
@@ -519,7 +522,7 @@ _ONE_HOT_CONFIGS = [  # labels, num_classes
 def one_hot_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list[Case]:
     configs = list(_ONE_HOT_CONFIGS)
     if hidden:
-        generator = torch.Generator().manual_seed(45)
+        generator = torch.Generator().manual_seed(case_seed(45, hidden, "one_hot"))
         configs.append((torch.randint(0, 10, (50,), generator=generator).tolist(), 10))
         configs.append((torch.randint(0, 3, (7,), generator=generator).tolist(), 133))
     cases = []

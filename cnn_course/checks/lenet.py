@@ -11,12 +11,22 @@ import math
 import warnings
 from collections.abc import Callable
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_course.checks.core import Case, CaseFailed, CheckResult, Exercise, report
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    MethodViolation,
+    case_seed,
+    observed,
+    report,
+)
 from cnn_course.models import LeNet5 as CourseLeNet5
 from cnn_course.summary import model_summary
 
@@ -109,7 +119,7 @@ def _diagnose_params(name: str, got: int, expected: int, shape_in: tuple[int, ..
 def layer_table_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
     configs = [(32, 10), (28, 10), (30, 10), (36, 26)]
     if hidden:
-        generator = torch.Generator().manual_seed(77)
+        generator = torch.Generator().manual_seed(case_seed(77, hidden, "lenet_layer_table"))
         configs += [(40, 47), (64, 2)]
         configs += [(int(n), int(k)) for n, k in zip(
             torch.randint(16, 70, (4,), generator=generator),
@@ -225,7 +235,32 @@ class _Recorder:
         target.append((module, tuple(output.shape[1:])))
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, _Recorder]:
+_Weights = dict[str, torch.Tensor]  # "weight", and "bias" if the layer has one
+
+
+class _Pass(NamedTuple):
+    """A forward pass of the learner's model, as plain data."""
+
+    out: torch.Tensor
+    convs: list[tuple[int, ...]]    # the output shape (no batch axis) of each Conv2d that ran
+    linears: list[tuple[int, ...]]  # the same for each Linear
+    layers: list[_Weights]          # their weights, the convolutions first
+    params: list[int]               # their parameter counts
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> _Pass:
+    # What the hooks see is no return value of the learner's code: observe it as one unit.
+    return _Pass(*observed(lambda: _recorded_forward(model, x)))
+
+
+def _weights(layer: nn.Module) -> _Weights:
+    found = {"weight": layer.weight.detach().clone()}
+    if layer.bias is not None:
+        found["bias"] = layer.bias.detach().clone()
+    return found
+
+
+def _recorded_forward(model: nn.Module, x: torch.Tensor) -> tuple:
     recorder = _Recorder(model)
     try:
         with torch.no_grad():
@@ -240,32 +275,34 @@ def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, _Recorder
     if not isinstance(out, torch.Tensor):
         raise CaseFailed(f"forward returned a {type(out).__name__}; return the logits tensor",
                          diagnosed=True)
-    return out, recorder
+    layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
+    return (out, [shape for _, shape in recorder.convs], [shape for _, shape in recorder.linears],
+            [_weights(m) for m in layers], [sum(p.numel() for p in m.parameters()) for m in layers])
 
 
 def _digits(count: int, seed: int) -> torch.Tensor:
     return torch.randn(count, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
-def _same_weights_output(layers: list[nn.Module], x: torch.Tensor,
+def _same_weights_output(layers: list[_Weights], x: torch.Tensor,
                          activation: type[nn.Module] = nn.ReLU,
                          pooling: type[nn.Module] = nn.MaxPool2d) -> torch.Tensor:
     """The course's LeNet-5 with the learner's weights copied in, applied to ``x``."""
-    reference = CourseLeNet5(num_classes=layers[-1].out_features, c1_padding=2,
+    reference = CourseLeNet5(num_classes=layers[-1]["weight"].shape[0], c1_padding=2,
                              activation=activation, pooling=pooling).eval()
     targets = [reference.c1, reference.c3, reference.c5, reference.f6, reference.output]
     with torch.no_grad():
         for target, layer in zip(targets, layers, strict=True):
-            target.weight.copy_(layer.weight)
-            target.bias.copy_(layer.bias)
+            target.weight.copy_(layer["weight"])
+            target.bias.copy_(layer["bias"])
         return reference(x)
 
 
-def _relu_on_logits(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+def _relu_on_logits(layers: list[_Weights], x: torch.Tensor) -> torch.Tensor:
     return torch.relu(_same_weights_output(layers, x))
 
 
-_FORWARD_MISTAKES: dict[str, Callable[[list[nn.Module], torch.Tensor], torch.Tensor]] = {
+_FORWARD_MISTAKES: dict[str, Callable[[list[_Weights], torch.Tensor], torch.Tensor]] = {
     "your forward pass has no activation function: without ReLU the five layers (and the "
     "pooling) compute little more than one linear map; put F.relu after C1, C3, C5 and F6":
         lambda layers, x: _same_weights_output(layers, x, activation=nn.Identity),
@@ -282,23 +319,22 @@ _FORWARD_MISTAKES: dict[str, Callable[[list[nn.Module], torch.Tensor], torch.Ten
 
 
 def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Case]:
-    seed = 1234 if hidden else 0
+    seed = case_seed(0, hidden, "lenet5")
 
     def builds() -> None:
         _build(fn)
 
     def forward_batch(batch: int) -> Callable[[], None]:
         def run() -> None:
-            out, _ = _forward(_build(fn), _digits(batch, seed))
+            out = _forward(_build(fn), _digits(batch, seed)).out
             if tuple(out.shape) != (batch, 10):
                 raise CaseFailed(f"the output has shape {tuple(out.shape)}, expected "
                                  f"({batch}, 10): one score per class and image")
         return run
 
     def layer_shapes() -> None:
-        _, recorder = _forward(_build(fn), _digits(2, seed))
-        convs = [shape for _, shape in recorder.convs]
-        linears = [shape for _, shape in recorder.linears]
+        recorded = _forward(_build(fn), _digits(2, seed))
+        convs, linears = recorded.convs, recorded.linears
         if len(convs) != 2 or len(linears) != 3:
             raise CaseFailed(f"LeNet-5 has 2 convolution layers (C1, C3) and 3 Linear layers "
                              f"(C5, F6, output); your forward pass used {len(convs)} and "
@@ -317,17 +353,17 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
 
     def parameter_counts() -> None:
         model = _build(fn)
-        _, recorder = _forward(model, _digits(1, seed))
-        layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
-        for name, layer in zip(("C1", "C3", "C5", "F6", "output"), layers, strict=True):
-            count = sum(p.numel() for p in layer.parameters())
-            if layer.bias is None:
+        recorded = _forward(model, _digits(1, seed))
+        for name, layer, count in zip(("C1", "C3", "C5", "F6", "output"), recorded.layers,
+                                      recorded.params, strict=True):
+            if "bias" not in layer:
                 raise CaseFailed(f"{name} has no bias (bias=False); LeNet-5's layers all have "
                                  "one bias per output", diagnosed=True)
             if count != _EXPECTED_PARAMS[name]:
                 raise CaseFailed(f"{name} has {count:,} parameters, expected "
                                  f"{_EXPECTED_PARAMS[name]:,}")
-        total = sum(p.numel() for p in model.parameters())
+        # observed: a model rebuilt from its forward pass would lack the unused parameters
+        total = observed(lambda: sum(p.numel() for p in model.parameters()))
         if total != 61706:
             raise CaseFailed(f"your model has {total:,} parameters in all, expected 61,706; "
                              "remove parameters that LeNet-5 does not have", diagnosed=True)
@@ -336,15 +372,15 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
         model = _build(fn)
         model.eval()
         x = _digits(5, seed + 1)
-        together, _ = _forward(model, x)
-        alone = torch.cat([_forward(model, x[i:i + 1])[0] for i in range(5)])
+        together = _forward(model, x).out
+        alone = torch.cat([_forward(model, x[i:i + 1]).out for i in range(5)])
         if not torch.allclose(together, alone, atol=1e-4, rtol=1e-4):
             raise CaseFailed("an image's scores change when other images are in the batch: "
                              "flatten with x.flatten(1) (or x.view(x.size(0), -1)) so that "
                              "the batch axis stays separate", diagnosed=True)
 
     def logits_not_probabilities() -> None:
-        out, _ = _forward(_build(fn), _digits(6, seed + 2))
+        out = _forward(_build(fn), _digits(6, seed + 2)).out
         if (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-4):
             raise CaseFailed("your model ends with a softmax; return the raw scores (logits): "
                              "F.cross_entropy applies log-softmax itself", diagnosed=True)
@@ -353,8 +389,7 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
         model = _build(fn, **kwargs)
         model.eval()
         x = _digits(4, seed + 3)
-        got, recorder = _forward(model, x)
-        layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
+        got, _, _, layers, _ = _forward(model, x)
         expected = _same_weights_output(layers, x)
         if torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
             return
@@ -367,7 +402,7 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
                          "with that order")
 
     def other_class_count(classes: int = 26, batch: int = 3) -> None:
-        out, _ = _forward(_build(fn, num_classes=classes), _digits(batch, seed))
+        out = _forward(_build(fn, num_classes=classes), _digits(batch, seed)).out
         if tuple(out.shape) != (batch, classes):
             raise CaseFailed(f"LeNet5(num_classes={classes}) gives outputs of shape "
                              f"{tuple(out.shape)}, expected ({batch}, {classes})")
@@ -481,7 +516,7 @@ def _plain_sgd(model: nn.Module):
 
 
 def train_one_epoch_cases(fn: Callable[..., object], hidden: bool = False) -> list[Case]:
-    seed = 1234 if hidden else 0
+    seed = case_seed(0, hidden, "train_one_epoch")
 
     def run_setting(make_optimizer: _OptimizerFactory, loss_fn: Callable, *,
                     check_return: bool, sizes: tuple[int, ...] = (8, 8, 8, 8, 5)) -> None:
@@ -636,21 +671,22 @@ def evaluate_accuracy_cases(fn: Callable[..., object], hidden: bool = False) -> 
         configs += [(777, 100, 123), (65, 9, 33)]
     cases = []
     for n, batch_size, correct in configs:
-        def run(n=n, batch_size=batch_size, correct=correct) -> None:
+        seed = case_seed(n, hidden, "evaluate_accuracy")
+
+        def run(n=n, batch_size=batch_size, correct=correct, seed=seed) -> None:
             model = _PatternModel()
             model.train()  # as a training epoch leaves it
-            batches = _pattern_batches(n, batch_size, correct, seed=n)
+            batches = _pattern_batches(n, batch_size, correct, seed=seed)
             running_mean = model.norm.running_mean.clone()
             got = _as_number(fn(model, batches), "the returned accuracy")
             expected = correct / n
             if model.saw_gradients:
-                raise CaseFailed("the model ran with gradients enabled: evaluate inside "
-                                 "`with torch.no_grad():` (or decorate the function with "
-                                 "@torch.no_grad()), which saves memory and time",
-                                 diagnosed=True)
+                raise MethodViolation("the model ran with gradients enabled: evaluate inside "
+                                      "`with torch.no_grad():` (or decorate the function with "
+                                      "@torch.no_grad()), which saves memory and time")
             if not torch.equal(running_mean, model.norm.running_mean):
-                raise CaseFailed("BatchNorm's running statistics changed: call model.eval() "
-                                 "before evaluating", diagnosed=True)
+                raise MethodViolation("BatchNorm's running statistics changed: call "
+                                      "model.eval() before evaluating")
             if math.isclose(got, expected, abs_tol=1e-9):
                 return
             batch_means = [float((y == x[:, 0].long()).float().mean()) for x, y in batches]
@@ -673,10 +709,13 @@ def evaluate_accuracy_cases(fn: Callable[..., object], hidden: bool = False) -> 
         cases.append(Case(f"{n} samples in batches of {batch_size}, {correct} predicted "
                           "correctly", run))
 
+    model_seed = case_seed(3, hidden, "evaluate_accuracy model")
+    data_seed = case_seed(11, hidden, "evaluate_accuracy data")
+
     def real_model() -> None:
-        torch.manual_seed(5 if hidden else 3)
+        torch.manual_seed(model_seed)
         model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
-        generator = torch.Generator().manual_seed(11)
+        generator = torch.Generator().manual_seed(data_seed)
         x = torch.randn(90, 1, 4, 4, generator=generator)
         y = torch.randint(0, 10, (90,), generator=generator)
         with torch.no_grad():

@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cnn_course.checks.core import Case, CaseFailed, CheckResult, Exercise, expect_close, report
+from cnn_course.checks.core import (
+    Case,
+    CaseFailed,
+    CheckResult,
+    Exercise,
+    MethodViolation,
+    case_seed,
+    expect_close,
+    observed,
+    report,
+)
 
 StepFn = Callable[..., object]
 _ATOL, _RTOL = 1e-6, 1e-5
@@ -40,9 +50,9 @@ class _Run:
     def lr_at(self, step: int) -> float:
         return self.lrs[step - 1] if self.lrs else self.hyper["lr"]
 
-    def data(self, hidden: bool) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    def data(self, seed: int) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         """Initial parameters and the gradients of every step (float32, reproducible)."""
-        generator = torch.Generator().manual_seed(self.seed + (1000 if hidden else 0))
+        generator = torch.Generator().manual_seed(seed)
         params = [torch.randn(shape, generator=generator) for shape in self.shapes]
         grads = []
         for _ in range(self.steps):
@@ -101,8 +111,8 @@ _FORBIDDEN = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
 def _forbid_torch_optim() -> Iterator[None]:
     """Make ``torch.optim``'s own optimizers refuse to be built while the learner's code runs."""
     def refuse(*args, **kwargs):
-        raise CaseFailed("your function used torch.optim's optimizer; the exercise is to "
-                         "write the update yourself", diagnosed=True)
+        raise MethodViolation("your function used torch.optim's optimizer; the exercise is to "
+                              "write the update yourself")
     saved = {name: getattr(torch.optim, name) for name in _FORBIDDEN}
     for name in _FORBIDDEN:
         setattr(torch.optim, name, refuse)
@@ -131,18 +141,26 @@ def _learner_step(fn: StepFn, run: _Run, step: int, params: list[torch.Tensor],
            **dict(run.hyper, lr=run.lr_at(step)))
 
 
-def _check_in_place(params: object, originals: list[torch.Tensor],
+def _replaced(params: list[torch.Tensor], originals: list[torch.Tensor]) -> tuple[int, int]:
+    """The length of ``params`` and the index of its first tensor that is not the one the
+    checker put there (-1 if none)."""
+    same = [p is original for p, original in zip(params, originals, strict=False)]
+    return len(params), same.index(False) if False in same else -1
+
+
+def _check_in_place(params: list[torch.Tensor], originals: list[torch.Tensor],
                     before: list[torch.Tensor], step: int) -> None:
     """Name the ways of not updating the caller's tensors."""
-    if not isinstance(params, list) or len(params) != len(originals):
+    # Object identity is not part of the state a grader replays: observe it as one unit.
+    length, replaced = observed(lambda: _replaced(params, originals))
+    if length != len(originals):
         raise CaseFailed("your function changed the length of the params list; update the "
                          "tensors in it, do not add or remove any", diagnosed=True)
-    for i, (p, original) in enumerate(zip(params, originals, strict=True)):
-        if p is not original:
-            raise CaseFailed(
-                f"your function replaced params[{i}] with a new tensor; a model keeps "
-                "its own tensors, so update them in place: p -= ... or p.mul_(...)",
-                diagnosed=True)
+    if replaced >= 0:
+        raise CaseFailed(
+            f"your function replaced params[{replaced}] with a new tensor; a model keeps "
+            "its own tensors, so update them in place: p -= ... or p.mul_(...)",
+            diagnosed=True)
     if all(torch.equal(p, b) for p, b in zip(params, before, strict=True)):
         raise CaseFailed(
             f"the parameters did not change at step {step}. Writing `p = p - lr * g` makes "
@@ -150,8 +168,8 @@ def _check_in_place(params: object, originals: list[torch.Tensor],
             "`p -= lr * g` (or `p.sub_(lr * g)`)", diagnosed=True)
 
 
-def _run_case(fn: StepFn, spec: _Spec, run: _Run, hidden: bool) -> None:
-    params0, grads = run.data(hidden)
+def _run_case(fn: StepFn, spec: _Spec, run: _Run, seed: int) -> None:
+    params0, grads = run.data(seed)
     expected = _torch_trajectory(spec.make_optimizer, run, params0, grads)
     params = [p.clone() for p in params0]
     originals = list(params)
@@ -187,8 +205,9 @@ def _run_case(fn: StepFn, spec: _Spec, run: _Run, hidden: bool) -> None:
 
 
 def _cases(fn: StepFn, spec: _Spec, runs: list[_Run], hidden: bool) -> list[Case]:
-    return [Case(run.description, lambda run=run: _run_case(fn, spec, run, hidden))
-            for run in runs]
+    seeds = [case_seed(run.seed, hidden, f"{spec.torch_name}: {run.description}") for run in runs]
+    return [Case(run.description, lambda run=run, seed=seed: _run_case(fn, spec, run, seed))
+            for run, seed in zip(runs, seeds, strict=True)]
 
 
 # ---- the known mistakes, written as (wrong) updates ------------------------------------------

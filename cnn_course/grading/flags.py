@@ -1,9 +1,9 @@
 """Point an instructor at code that tampers with checking, without changing any score.
 
-The grader's checks do not depend on what a notebook does to the course's checkers, but code
-that tries (patching a checker or torch, printing its own ✅ lines, reaching into Python's
-internals) is worth a human look, and the last kind can defeat any in-process check. Each
-flag names the cell and what it does.
+Scores do not depend on what a notebook does to the course's checkers: the checkers that decide
+run outside the sandbox. Code that tries anyway (patching a checker or torch, printing its own
+✅ lines, reaching into Python's internals, signalling processes) is still worth a human look.
+Each flag names the cell and what it does. The scan reads the code and never runs it.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _parse(source: str) -> ast.AST | None:
 
     try:
         return ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -179,7 +179,10 @@ def scan(cells: list[Cell], chapter: Chapter | None) -> list[str]:
     flags = []
     for cell, tree in parsed:
         if tree is not None:
-            found = _cell_flags(tree, imported, checks)
+            try:
+                found = _cell_flags(tree, imported, checks)
+            except (RecursionError, MemoryError):   # deeply nested code: nothing to flag
+                found = []
             if found:
                 flags.append(f"cell {cell.index}: {'; '.join(found)}")
     return flags

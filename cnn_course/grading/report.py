@@ -1,15 +1,31 @@
-"""The grading report: a table for people, CSV for a spreadsheet, JSON for everything."""
+"""The grading report: a table for people, CSV for a spreadsheet, JSON for everything.
+
+Every text is cleaned (:mod:`~cnn_course.grading.safe_text`) once more on its way out, and a
+CSV cell that a spreadsheet would read as a formula gets a leading ``'``. Files are written
+whole or not at all (:func:`write_atomically`), and never through a symbolic link, into a
+FIFO or over a folder: :func:`check_output_path` refuses such a path with a
+:class:`ReportPathError`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
-from collections.abc import Sequence
+import os
+import secrets
+import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cnn_course.grading.chapters import Chapter
 from cnn_course.grading.results import SubmissionResult
+from cnn_course.grading.safe_text import clean, clean_tree
 
+NO_SANDBOX_WARNING = ("WARNING: graded WITHOUT the sandbox: a notebook could have changed other "
+                      "notebooks' grades or files; use only for trusted notebooks")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NAME_WIDTH = 36
 
 
@@ -28,10 +44,10 @@ def _chapters_in(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
 
 
 def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter],
-                 width: int = 120) -> str:
+                 width: int = 120, warning: str | None = None) -> str:
     """One table per chapter (a column per exercise, a total and one reason), then the
-    details of every submission that lost points or has flags."""
-    lines: list[str] = []
+    details of every submission that lost points or has flags; ``warning`` comes first."""
+    lines: list[str] = [clean(warning), ""] if warning else []
     name_width = min(_NAME_WIDTH, max([len(r.path) for r in results] + [10]))
     groups = [(c, [r for r in results if r.chapter == c.id]) for c in
               _chapters_in(results, chapters)]
@@ -78,36 +94,180 @@ def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
     full = sum(r.passed for r in results)
     lines.append(f"{len(results)} submission{'s' * (len(results) != 1)}: {full} with full "
                  f"marks, {len(results) - full} without")
-    return "\n".join(lines)
+    return clean("\n".join(lines), lines=True)
+
+
+def csv_text(results: Sequence[SubmissionResult], chapters: Sequence[Chapter]) -> str:
+    """One row per submission; one column per exercise, named ``module.exercise``."""
+    keys = [e.key for c in _chapters_in(results, chapters) for e in c.exercises]
+    keys = list(dict.fromkeys(keys))
+    file = io.StringIO(newline="")
+    writer = csv.writer(file)
+    writer.writerow(["submission", "chapter", "status", "score", "max_score", "passed",
+                     "reason", "flags", "seconds", *map(_cell, keys)])
+    for result in results:
+        scores = {e.key: e.score for e in result.exercises}
+        writer.writerow([_cell(result.path), _cell(result.chapter or ""), _cell(result.status),
+                         result.score, result.max_score, int(result.passed),
+                         _cell(result.reason), _cell(" | ".join(result.flags)),
+                         f"{result.seconds:.1f}", *(scores.get(key, "") for key in keys)])
+    return file.getvalue()
+
+
+def _cell(text: str) -> str:
+    """One line of clean text that no spreadsheet reads as a formula."""
+    text = clean(text)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def write_csv(results: Sequence[SubmissionResult], chapters: Sequence[Chapter],
               path: Path) -> None:
-    """One row per submission; one column per exercise, named ``module.exercise``."""
-    keys = [e.key for c in _chapters_in(results, chapters) for e in c.exercises]
-    keys = list(dict.fromkeys(keys))
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["submission", "chapter", "status", "score", "max_score", "passed",
-                         "reason", "flags", "seconds", *keys])
-        for result in results:
-            scores = {e.key: e.score for e in result.exercises}
-            writer.writerow([result.path, result.chapter or "", result.status, result.score,
-                             result.max_score, int(result.passed), result.reason,
-                             " | ".join(result.flags), f"{result.seconds:.1f}",
-                             *(scores.get(key, "") for key in keys)])
+    """:func:`csv_text`, written with :func:`write_atomically`."""
+    write_atomically(path, csv_text(results, chapters).encode("utf-8"))
 
 
 def to_json(results: Sequence[SubmissionResult], chapters: Sequence[Chapter],
             meta: dict) -> dict:
-    return {**meta,
-            "chapters": [{"id": c.id, "title": c.title, "max_score": c.max_score,
-                          "exercises": [e.key for e in c.exercises]}
-                         for c in _chapters_in(results, chapters)],
-            "submissions": [r.to_dict() for r in results]}
+    """``meta`` (a ``"warning"`` in it first), the chapters graded, every submission."""
+    head = {"warning": meta["warning"]} if meta.get("warning") else {}
+    report = {**head, **meta,
+              "chapters": [{"id": c.id, "title": c.title, "max_score": c.max_score,
+                            "exercises": [e.key for e in c.exercises]}
+                           for c in _chapters_in(results, chapters)],
+              "submissions": [r.to_dict() for r in results]}
+    return clean_tree(report)  # type: ignore[return-value]
 
 
 def write_json(results: Sequence[SubmissionResult], chapters: Sequence[Chapter], meta: dict,
                path: Path) -> None:
-    Path(path).write_text(json.dumps(to_json(results, chapters, meta), indent=2,
-                                     ensure_ascii=False) + "\n", encoding="utf-8")
+    """:func:`to_json`, indented, written with :func:`write_atomically`."""
+    text = json.dumps(to_json(results, chapters, meta), indent=2, ensure_ascii=False)
+    write_atomically(path, (text + "\n").encode("utf-8"))
+
+
+def write_log(result: SubmissionResult, path: Path) -> None:
+    """What the notebook printed, its escape sequences made harmless."""
+    text = clean(result.log.decode("utf-8", "replace"), lines=True)
+    write_atomically(path, text.encode("utf-8"))
+
+
+# ---- writing files safely -----------------------------------------------------------------
+
+class ReportPathError(Exception):
+    """An output path that the grader refuses to write; the message is one line."""
+
+
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def check_output_path(path: Path) -> None:
+    """Raise :class:`ReportPathError` unless ``path`` is a regular file (not a link to one)
+    or nothing, in an existing folder. Follows no link, opens nothing."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        folder = path.parent
+        if not folder.is_dir():
+            raise ReportPathError(f"{clean(str(path))}: its folder {clean(str(folder))} does "
+                                  "not exist") from None
+        return
+    except OSError as error:
+        raise ReportPathError(f"{clean(str(path))}: {clean(error.strerror or error)}") from None
+    if not stat.S_ISREG(mode):
+        raise ReportPathError(f"{clean(str(path))}: refusing to write: it is {_kind(mode)}, "
+                              "not a regular file")
+
+
+def check_output_folder(path: Path) -> None:
+    """Raise :class:`ReportPathError` unless ``path`` is a real folder (not a link to one)
+    or nothing."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ReportPathError(f"{clean(str(path))}: {clean(error.strerror or error)}") from None
+    if not stat.S_ISDIR(mode):
+        raise ReportPathError(f"{clean(str(path))}: refusing to write logs into it: it is "
+                              f"{_kind(mode)}, not a folder")
+
+
+def output_problems(files: dict[str, Path | None],
+                    folders: dict[str, Path | None] | None = None) -> list[str]:
+    """One line for each output that cannot be written (checked before grading starts):
+    ``files`` and ``folders`` map an option (``"--csv"``) to its path or ``None``."""
+    problems, seen = [], {}
+    for option, path in files.items():
+        if path is None:
+            continue
+        where = os.path.abspath(path)
+        if where in seen:
+            problems.append(f"{option} and {seen[where]} name the same file: "
+                            f"{clean(str(path))}")
+        seen[where] = option
+        try:
+            check_output_path(path)
+        except ReportPathError as error:
+            problems.append(f"{option} {error}")
+    for option, path in (folders or {}).items():
+        try:
+            if path is not None:
+                check_output_folder(path)
+        except ReportPathError as error:
+            problems.append(f"{option} {error}")
+    return problems
+
+
+def write_output(path: Path | None, write: Callable[[Path], None]) -> str | None:
+    """``write(path)`` unless ``path`` is ``None``; the one-line reason if it was refused
+    or failed, else ``None``."""
+    if path is None:
+        return None
+    try:
+        write(path)
+    except ReportPathError as error:
+        return str(error)
+    except OSError as error:
+        return f"{clean(str(path))}: could not be written: {clean(error.strerror or error)}"
+    return None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file next to ``path`` (``O_EXCL``, never through a link),
+    flush it to disk, and rename it over ``path``: readers see the old file or the new one,
+    never a part. :func:`check_output_path` first, and again just before the rename."""
+    path = Path(path)
+    check_output_path(path)
+    temporary = path.parent / f".{path.name[:100]}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(temporary, flags, 0o666)
+    try:
+        with open(descriptor, "wb", closefd=True) as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        check_output_path(path)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable where the system allows it (not on Windows)."""
+    with contextlib.suppress(OSError, AttributeError):
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

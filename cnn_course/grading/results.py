@@ -1,19 +1,90 @@
-"""What grading one submission produces: a score per exercise, problems, flags, one reason."""
+"""What grading one submission produces: a score per exercise, problems, flags, one reason.
+
+Every text a result holds may come from the submission (its file name, what its code raised or
+printed), so it is cleaned (:func:`~cnn_course.grading.safe_text.clean`) as it is stored: when
+a result is created, when a text field is set, when a text is added to a list. ``from_dict``
+builds results back from a JSON report, which it treats as untrusted: types checked, sizes
+bounded, texts cleaned; it raises :class:`ResultFormatError` saying where a report is wrong.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cnn_course.grading.safe_text import clean
 
 NOT_SOLVED = "not solved yet"
+PATH_LIMIT = 500      # characters kept of a submission's path
+NAME_LIMIT = 200      # of a chapter id, module, exercise name or status
+TEXT_LIMIT = 4000     # of a reason, message, problem, note or flag
+MAX_ITEMS = 10_000    # items in one list read back from JSON
+
+
+class ResultFormatError(ValueError):
+    """A dict read from a JSON report is not a result; the message says which field."""
+
+
+class TextList(list):
+    """A list of one-line texts, each cleaned as it is added."""
+
+    def __init__(self, items: Iterable[object] = ()) -> None:
+        super().__init__(_text(item) for item in items)
+
+    def append(self, item: object) -> None:
+        super().append(_text(item))
+
+    def insert(self, index: Any, item: object) -> None:
+        super().insert(index, _text(item))
+
+    def extend(self, items: Iterable[object]) -> None:
+        super().extend(_text(item) for item in items)
+
+    def __iadd__(self, items: Iterable[object]) -> TextList:  # type: ignore[override]
+        self.extend(items)
+        return self
+
+    def __setitem__(self, index: Any, item: Any) -> None:
+        if isinstance(index, slice):
+            super().__setitem__(index, [_text(i) for i in item])
+        else:
+            super().__setitem__(index, _text(item))
+
+
+def _text(value: object, limit: int = TEXT_LIMIT) -> str:
+    return clean(value, limit)
+
+
+def _optional_text(value: object, limit: int = TEXT_LIMIT) -> str | None:
+    return None if value is None else clean(value, limit)
 
 
 @dataclass(frozen=True)
 class CaseSetResult:
-    """The verdict of one set of cases (the visible ones, or the hidden ones)."""
+    """The verdict of one set of cases (the visible ones, or the hidden ones). ``method`` is
+    true when they failed a method check (how the code works, watched in the sandbox and so
+    best-effort) rather than on the outputs the judge compared."""
 
     passed: bool
     message: str
+    method: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", _text(self.message))
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "cases") -> CaseSetResult | None:
+        """``None`` for ``null``; raises :class:`ResultFormatError` for anything but the
+        ``{"passed": bool, "message": str, "method": bool}`` that :func:`dataclasses.asdict`
+        writes (``method`` may be missing)."""
+        if data is None:
+            return None
+        data = _mapping(data, where)
+        return cls(_take(data, "passed", bool, where), _take(data, "message", str, where),
+                   _take(data, "method", bool, where, False))
 
 
 @dataclass(frozen=True)
@@ -25,6 +96,23 @@ class ExerciseResult:
     visible: CaseSetResult | None = None
     hidden: CaseSetResult | None = None
     problem: str | None = None  # why it could not be checked at all (not defined, timed out)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "module", _text(self.module, NAME_LIMIT))
+        object.__setattr__(self, "name", _text(self.name, NAME_LIMIT))
+        object.__setattr__(self, "problem", _optional_text(self.problem))
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "exercise") -> ExerciseResult:
+        """The exercise that :meth:`to_dict` wrote; its score and key must agree."""
+        data = _mapping(data, where)
+        result = cls(_take(data, "module", str, where), _take(data, "name", str, where),
+                     CaseSetResult.from_dict(data.get("visible"), f"{where}.visible"),
+                     CaseSetResult.from_dict(data.get("hidden"), f"{where}.hidden"),
+                     _take(data, "problem", (str, type(None)), where, None))
+        _agree(data, "score", result.score, where)
+        _agree(data, "key", result.key, where)
+        return result
 
     @property
     def key(self) -> str:
@@ -85,6 +173,51 @@ class SubmissionResult:
     log: bytes = field(default=b"", repr=False)  # the first part of what the notebook printed
     peak_memory: dict[str, int] = field(default_factory=dict)  # address_space, resident
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "path":
+            value = _text(value, PATH_LIMIT)
+        elif name in ("chapter", "status"):
+            value = _optional_text(value, NAME_LIMIT)
+        elif name == "fatal":
+            value = _optional_text(value)
+        elif name in ("problems", "notes", "flags"):
+            value = TextList(value)  # type: ignore[arg-type]
+        super().__setattr__(name, value)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "submission") -> SubmissionResult:
+        """The submission that :meth:`to_dict` wrote (without its log); its score, maximum
+        and verdict must agree with its exercises."""
+        data = _mapping(data, where)
+        exercises = _take(data, "exercises", list, where)
+        peak = _take(data, "peak_memory", dict, where, {})
+        if len(exercises) > MAX_ITEMS or len(peak) > 100:
+            raise ResultFormatError(f"{where}: too many exercises or peak memory figures")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in peak.values()):
+            raise ResultFormatError(f"{where}.peak_memory: expected byte counts")
+        status = _take(data, "status", str, where)
+        if "fatal" in data:
+            fatal = _take(data, "fatal", (str, type(None)), where)
+        else:   # a report from before "fatal" was written: the reason, if it was not graded
+            fatal = None if status == "graded" else _take(data, "reason", str, where)
+        seconds = _take(data, "seconds", (int, float), where)
+        max_score = _take(data, "max_score", int, where)
+        if not (math.isfinite(seconds) and seconds >= 0 and 0 <= max_score <= MAX_ITEMS):
+            raise ResultFormatError(f"{where}: seconds or max_score out of range")
+        result = cls(
+            path=_take(data, "path", str, where), chapter=_take(data, "chapter",
+                                                                (str, type(None)), where),
+            status=status, fatal=fatal, max_score=max_score, seconds=float(seconds),
+            exercises=[ExerciseResult.from_dict(e, f"{where}.exercises[{i}]")
+                       for i, e in enumerate(exercises)],
+            problems=_texts(data, "problems", where), notes=_texts(data, "notes", where),
+            flags=_texts(data, "flags", where),
+            peak_memory={clean(k, NAME_LIMIT): v for k, v in peak.items()})
+        for name in ("score", "passed"):
+            _agree(data, name, getattr(result, name), where)
+        return result
+
     @property
     def score(self) -> int:
         return sum(exercise.score for exercise in self.exercises)
@@ -117,7 +250,55 @@ class SubmissionResult:
     def to_dict(self) -> dict:
         return {"path": self.path, "chapter": self.chapter, "status": self.status,
                 "score": self.score, "max_score": self.max_score, "passed": self.passed,
-                "reason": self.reason, "problems": self.problems, "notes": self.notes,
-                "flags": self.flags, "seconds": round(self.seconds, 2),
+                "reason": self.reason, "fatal": self.fatal, "problems": list(self.problems),
+                "notes": list(self.notes), "flags": list(self.flags),
+                "seconds": round(self.seconds, 2),
                 "peak_memory": self.peak_memory,
                 "exercises": [exercise.to_dict() for exercise in self.exercises]}
+
+
+# ---- reading untrusted dicts ------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _mapping(data: object, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise ResultFormatError(f"{where}: expected an object, got {_kind(data)}")
+    return data
+
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+          int: "a number", float: "a number", type(None): "null"}
+
+
+def _kind(value: object) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _take(data: dict, key: str, kinds: type | tuple[type, ...], where: str,
+          default: Any = _MISSING) -> Any:
+    """``data[key]`` if it is of ``kinds`` (a bool is not a number here)."""
+    if key not in data:
+        if default is _MISSING:
+            raise ResultFormatError(f"{where}.{key}: missing")
+        return default
+    value = data[key]
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(dict.fromkeys(_KINDS.get(kind, kind.__name__) for kind in kinds))
+        raise ResultFormatError(f"{where}.{key}: expected {names}, got {_kind(value)}")
+    return value
+
+
+def _texts(data: dict, key: str, where: str) -> list[str]:
+    items = _take(data, key, list, where, [])
+    if len(items) > MAX_ITEMS or not all(isinstance(item, str) for item in items):
+        raise ResultFormatError(f"{where}.{key}: expected a list of strings")
+    return items
+
+
+def _agree(data: dict, key: str, value: object, where: str) -> None:
+    if key in data and (data[key] != value or type(data[key]) is not type(value)):
+        raise ResultFormatError(f"{where}.{key}: {clean(repr(data[key]), 60)} does not "
+                                f"match the rest of it ({value!r})")
