@@ -14,14 +14,14 @@ def test_quick_benchmark_prints_every_report_line(root, tmp_path):
         result = subprocess.run(
             [sys.executable, str(root / "benchmarks" / "grading.py"), "--quick", "--jobs", "2",
              "--output", str(output)],
-            cwd=root, capture_output=True, text=True, timeout=120)
+            cwd=root, capture_output=True, text=True, timeout=400)
     except subprocess.TimeoutExpired:
-        pytest.fail("benchmarks/grading.py --quick took more than 120 s")
+        pytest.fail("benchmarks/grading.py --quick took more than 400 s")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for line_start in ("grading benchmark (--quick", "machine: ", "date: ",
                        "notebook: 01_convolution.ipynb, 2 job(s)", "before (sandbox): ",
-                       "sandbox: 3 notebooks in ", "no sandbox: 3 notebooks in ",
+                       "sandbox: 2 notebooks in ", "no sandbox: 2 notebooks in ",
                        "sandbox overhead: ", "after (no sandbox): ", "results written to "):
         assert any(line.startswith(line_start) for line in lines), (
             f"no line starting with {line_start!r} in:\n{result.stdout}")
@@ -31,10 +31,30 @@ def test_quick_benchmark_prints_every_report_line(root, tmp_path):
     sandboxed, unsandboxed = results["runs"]
     assert sandboxed["sandbox"] is True and unsandboxed["sandbox"] is False
     for run in (sandboxed, unsandboxed):
-        assert run["copies"] == 3 and run["seconds"] > 0
-        assert run["notebooks_per_minute"] == pytest.approx(3 / run["seconds"] * 60, rel=0.05)
+        assert run["copies"] == 2 and run["seconds"] > 0
+        assert run["notebooks_per_minute"] == pytest.approx(2 / run["seconds"] * 60, rel=0.05)
         assert run["measured"]["machine"] and run["measured"]["date"]
         assert len(run["measured"]["load_average_1_5_15"]) == 3
     assert sandboxed["sandbox_overhead_seconds"] == pytest.approx(
-        sandboxed["mean_notebook_seconds"] - unsandboxed["mean_notebook_seconds"], abs=0.02)
+        sandboxed["seconds_per_notebook"] - unsandboxed["seconds_per_notebook"], abs=0.02)
 
+
+
+def test_the_instructors_page_quotes_the_results_file(root):
+    """The speed figures on the instructors' page are those of the committed results file."""
+    results = json.loads((root / "benchmarks" / "results" / "grading_cpu.json")
+                         .read_text(encoding="utf-8"))
+    sandboxed, unsandboxed = results["runs"][:2]
+    page = (root / "book" / "instructors.md").read_text(encoding="utf-8")
+    speed = page[page.index("## Speed"):]
+    expected = [
+        f"{sandboxed['copies']} notebooks took {sandboxed['seconds']} s in the sandbox",
+        f"({sandboxed['notebooks_per_minute']} per minute, "
+        f"{sandboxed['seconds_per_notebook']} s per notebook)",
+        f"{unsandboxed['seconds']} s without it ({unsandboxed['notebooks_per_minute']} per "
+        "minute)",
+        f"the sandbox costs {sandboxed['sandbox_overhead_seconds']} s per notebook",
+        f"with {results['jobs']} jobs",
+    ]
+    for text in expected:
+        assert text in " ".join(speed.split()), text

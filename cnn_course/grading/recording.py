@@ -123,8 +123,9 @@ class Replayer:
 
     def _replay(self, kind: str, args: tuple, kwargs: dict) -> Any:
         if self.used >= len(self.records):
-            raise CaseFailed("the sandbox recorded no result for this step of the check (it "
-                             "stopped before it)", diagnosed=True)
+            raise CaseFailed("the sandbox recorded no result for this step: the function "
+                             "was not called there (the notebook changed the checkers, or the "
+                             "check stopped before this step)", diagnosed=True)
         record = self.records[self.used]
         self.used += 1
         try:
