@@ -420,18 +420,26 @@ def _check_bools(raw: bytes) -> None:
         raise BadObservation("a bool tensor holds bytes other than 0 and 1")
 
 
+def _buffer(fields: dict, dtypes: dict, what: str, budget: Budget
+            ) -> tuple[object, tuple[int, ...], int, bytes]:
+    """The dtype (from ``dtypes``), shape, element count and raw bytes of a tensor's or an
+    array's data, each checked against the others and the budget."""
+    dtype = dtypes.get(fields["dtype"]) if type(fields["dtype"]) is str else None
+    if dtype is None:
+        raise BadObservation(f"{what} has dtype {str(fields['dtype'])[:40]!r}, not one of "
+                             f"{', '.join(dtypes)}")
+    shape, count = _shape(fields["shape"], budget)
+    raw = _raw_bytes(fields["data"], count * dtype.itemsize, budget)
+    if fields["dtype"] == "bool":
+        _check_bools(raw)
+    return dtype, shape, count, raw
+
+
 def decode_tensor(data: object, budget: Budget, with_grad: bool = True) -> torch.Tensor:
     """A fresh ``torch.Tensor`` (or ``nn.Parameter``) from :meth:`_Encoder.tensor`'s data."""
     fields = _fields(data, "a tensor", ("kind", "dtype", "shape", "data"),
                      ("requires_grad", "parameter", "grad"))
-    dtype = TORCH_DTYPES.get(fields["dtype"]) if type(fields["dtype"]) is str else None
-    if dtype is None:
-        raise BadObservation(f"a tensor has dtype {str(fields['dtype'])[:40]!r}, not one of "
-                             f"{', '.join(TORCH_DTYPES)}")
-    shape, count = _shape(fields["shape"], budget)
-    raw = _raw_bytes(fields["data"], count * dtype.itemsize, budget)
-    if dtype is torch.bool:
-        _check_bools(raw)
+    dtype, shape, count, raw = _buffer(fields, TORCH_DTYPES, "a tensor", budget)
     tensor = (torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape) if count
               else torch.empty(shape, dtype=dtype))
     requires_grad = _bool(fields.get("requires_grad", False), "requires_grad")
@@ -460,14 +468,7 @@ def decode_tensor(data: object, budget: Budget, with_grad: bool = True) -> torch
 
 def _decode_array(data: object, budget: Budget) -> np.ndarray:
     fields = _fields(data, "an array", ("kind", "dtype", "shape", "data"))
-    dtype = NUMPY_DTYPES.get(fields["dtype"]) if type(fields["dtype"]) is str else None
-    if dtype is None:
-        raise BadObservation(f"an array has dtype {str(fields['dtype'])[:40]!r}, not one of "
-                             f"{', '.join(NUMPY_DTYPES)}")
-    shape, count = _shape(fields["shape"], budget)
-    raw = _raw_bytes(fields["data"], count * dtype.itemsize, budget)
-    if dtype == np.bool_:
-        _check_bools(raw)
+    dtype, shape, _, raw = _buffer(fields, NUMPY_DTYPES, "an array", budget)
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 

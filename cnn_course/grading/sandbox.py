@@ -78,12 +78,6 @@ def _readable_paths() -> list[Path]:
     home_cache = Path.home() / ".cache" / "cnn_course"
     if "CNN_COURSE_DATA" not in os.environ and home_cache.is_dir():
         paths.add(home_cache.resolve())
-    for entry in sys.path:   # e.g. a source checkout on PYTHONPATH
-        if entry and Path(entry).is_dir() and not Path(entry).resolve().is_relative_to(
-                Path(sys.prefix).resolve()):
-            candidate = Path(entry).resolve() / "cnn_course"
-            if candidate.resolve() == PACKAGE_DIR:
-                paths.add(PACKAGE_DIR)
     # Keep only the outermost of nested paths.
     ordered = sorted(paths, key=lambda p: len(p.parts))
     kept: list[Path] = []
