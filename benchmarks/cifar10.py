@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
-from cnn_course.cifar import (
+from cnn_course.data import TensorBatches, to_float_images
+from cnn_course.device import describe_device, get_device
+from cnn_course.lessons.cifar import (
     DATASET_NAME,
     Recipe,
     cifar10_tensors,
@@ -57,8 +58,7 @@ from cnn_course.cifar import (
     train,
     tutorial_cnn,
 )
-from cnn_course.data import TensorBatches, to_float_images
-from cnn_course.device import describe_device, get_device
+from cnn_course.tools.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.training import fit, predict
 
 PARTS = ("accuracy", "tutorial", "pipeline", "speed")

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.device import describe_device
 from cnn_course.grading.grader import DEFAULT_SOLUTIONS, Grader, GradingOptions
 from cnn_course.grading.runner import Limits
+from cnn_course.tools.benchmark_results import load_average, results_path, stamp, write_results
 
 QUICK_COPIES = 2
 

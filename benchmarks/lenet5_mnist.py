@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cnn_course.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.data import TensorBatches, mnist_dataloader, mnist_tensors
 from cnn_course.device import describe_device, get_device, seed_everything
 from cnn_course.models import lenet5_for_mnist
+from cnn_course.tools.benchmark_results import load_average, results_path, stamp, write_results
 from cnn_course.training import evaluate, train_epoch
 
 RECIPE = "Adam + OneCycleLR (max_lr 0.01), batch 256, 3 epochs, ReLU + max pooling"

@@ -54,7 +54,7 @@ start=$SECONDS  # installing packages on a first run is not part of the budget
 echo "== ruff"
 ruff check .
 echo "== learner notebooks generated from solutions"
-python -m cnn_course.authoring check
+python -m cnn_course.tools.authoring check
 echo "== book build"
 bash scripts/build-book.sh > _build.log 2>&1 || { tail -50 _build.log; exit 1; }
 echo "built in $((SECONDS - start)) s"

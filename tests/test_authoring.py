@@ -1,7 +1,7 @@
 import nbformat
 import pytest
 
-from cnn_course.authoring import (
+from cnn_course.tools.authoring import (
     AuthoringError,
     generate,
     learner_version,
@@ -104,5 +104,5 @@ def test_execute_without_notebooks_is_a_usage_error(capsys):
         main(["execute"])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: python -m cnn_course.authoring")
+    assert err.startswith("usage: python -m cnn_course.tools.authoring")
     assert "execute needs the solution notebooks to run" in err

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnn_course import cifar
-from cnn_course.benchmark_results import load_results, results_path
 from cnn_course.data import DataUnavailable, load_cifar10
+from cnn_course.lessons import cifar
+from cnn_course.tools.benchmark_results import load_results, results_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

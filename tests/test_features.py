@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_course.features import ink_features, one_hot
+from cnn_course.lessons.fully_connected import ink_features, one_hot
 
 
 def _zoning(images: torch.Tensor, grid: int) -> torch.Tensor:

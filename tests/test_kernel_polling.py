@@ -5,8 +5,8 @@ from queue import Empty
 
 import pytest
 
-from cnn_course import kernel_polling
-from cnn_course.kernel_polling import in_short_polls, install_short_polls
+from cnn_course.tools import kernel_polling
+from cnn_course.tools.kernel_polling import in_short_polls, install_short_polls
 
 
 class Channel:

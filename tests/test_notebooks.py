@@ -9,7 +9,7 @@ import pytest
 from nbclient.exceptions import CellTimeoutError
 
 from cnn_course.checks.core import FAIL_MARK, PASS_MARK
-from cnn_course.notebook_run import read_cells, run_notebook
+from cnn_course.tools.notebook_run import read_cells, run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = sorted((ROOT / "notebooks").glob("*.ipynb"))

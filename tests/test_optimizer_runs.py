@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from cnn_course.optimizer_runs import FunctionOptimizer, train_steps
+from cnn_course.lessons.optimizers import FunctionOptimizer, train_steps
 from cnn_course.reference import optimizers as reference
 
 

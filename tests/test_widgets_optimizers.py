@@ -6,7 +6,7 @@ import matplotlib
 import pytest
 import torch
 
-from cnn_course.surfaces import (
+from cnn_course.lessons.optimizers import (
     SUGGESTED,
     SURFACES,
     line_fit_problem,

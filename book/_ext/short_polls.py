@@ -1,7 +1,7 @@
 """Executing the book's pages waits for kernel messages in short polls (see
-``cnn_course.kernel_polling``), so that a missed wake-up cannot stall the build."""
+``cnn_course.tools.kernel_polling``), so that a missed wake-up cannot stall the build."""
 
-from cnn_course.kernel_polling import install_short_polls
+from cnn_course.tools.kernel_polling import install_short_polls
 
 
 def setup(app):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from cnn_course.authoring import BEGIN, CHECK_TAG, learner_version
+from cnn_course.tools.authoring import learner_version
+from cnn_course.tools.notebook_format import BEGIN, CHECK_TAG
 
 CHECKS_PACKAGE = "cnn_course.checks"
 _CHECK_PREFIX = "check_"

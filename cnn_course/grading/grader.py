@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cnn_course
-from cnn_course.authoring import CHECK_TAG
 from cnn_course.grading import flags, sandbox
 from cnn_course.grading.chapters import (
     Chapter,
@@ -40,6 +39,7 @@ from cnn_course.grading.notebook import Cell, Unreadable, read_cells
 from cnn_course.grading.protocol import Budget
 from cnn_course.grading.results import CaseSetResult, ExerciseResult, SubmissionResult
 from cnn_course.grading.runner import Attempt, Limits, run_attempt
+from cnn_course.tools.notebook_format import CHECK_TAG
 
 PACKAGE_DIR = Path(cnn_course.__file__).resolve().parent
 DEFAULT_SOLUTIONS = PACKAGE_DIR.parent / "solutions"
@@ -188,7 +188,7 @@ class Grader:
         """The datasets are read-only in the sandbox: build here, once, the cache that the
         chapter's notebook would otherwise write on first use (CIFAR-10 decoded from the
         offline mirror). A dataset that cannot be prepared is the notebook's to report."""
-        if "cnn_course.cifar" not in chapter.preload:
+        if "cnn_course.lessons.cifar" not in chapter.preload:
             return
         with self._data_lock:
             if not self._data_ready:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnn_course.cifar import per_class_accuracy, random_crop_flip, tutorial_cnn
+from cnn_course.lessons.cifar import per_class_accuracy, random_crop_flip, tutorial_cnn
 
 __all__ = ["linear_in_features", "per_class_accuracy", "random_crop_flip", "relu_cnn"]
 

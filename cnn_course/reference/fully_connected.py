@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cnn_course.arith import conv_output_size, linear_params  # noqa: F401  (re-exported)
-from cnn_course.features import ink_features, one_hot  # noqa: F401  (re-exported)
+from cnn_course.lessons.fully_connected import ink_features, one_hot  # noqa: F401  (re-exported)
 
 # A layer spec: ("conv", out_channels, kernel_size, stride, padding) or
 # ("pool", kernel_size, stride), as used by ``flatten_size``.

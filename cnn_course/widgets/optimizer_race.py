@@ -1,7 +1,7 @@
 """The optimizer race of Chapter 6: trajectories on 2-D loss surfaces, with live controls.
 
-Every trajectory is a real ``torch.optim`` run on the surface (:mod:`cnn_course.surfaces`);
-the widget only chooses the settings and draws.
+Every trajectory is a real ``torch.optim`` run on the surface
+(:mod:`cnn_course.lessons.optimizers`); the widget only chooses the settings and draws.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from cnn_course.surfaces import (
+from cnn_course.lessons.optimizers import (
     ADAPTIVE,
     SUGGESTED,
     SURFACES,
@@ -30,7 +30,7 @@ class OptimizerRace:
 
     ``race.controls[name].value = ...`` drives it from code; ``race.trajectories`` holds the
     latest runs and ``race.summary.value`` the text shown. Choosing a surface loads learning
-    rates that suit it (``cnn_course.surfaces.SUGGESTED``).
+    rates that suit it (``cnn_course.lessons.optimizers.SUGGESTED``).
     """
 
     def __init__(self, surface: str = "ravine") -> None:

@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from cnn_course.arith import conv_output_size
 from cnn_course.images import sample_photo
-from cnn_course.pooling_demo import edge_features, edge_strength
+from cnn_course.lessons.pooling import edge_features, edge_strength
 
 SOURCES = ("edge strength", "vertical edges (conv + ReLU)", "photo")
 MODES = ("max", "average")

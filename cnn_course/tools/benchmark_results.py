@@ -18,7 +18,7 @@ import torch
 
 from cnn_course.device import describe_device
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def results_path(benchmark: str, device_type: str = "cpu") -> Path:

@@ -1,6 +1,6 @@
 """Check your own exercise notebook from the command line.
 
-    python -m cnn_course.selfcheck notebooks/01_convolution.ipynb
+    python -m cnn_course.tools.selfcheck notebooks/01_convolution.ipynb
 
 Runs a copy of the notebook in a fresh kernel (your file is not changed), prints every
 check's verdict, and exits 0 only if all of them pass.
@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from cnn_course.checks.core import PASS_MARK
-from cnn_course.notebook_run import run_notebook
+from cnn_course.tools.notebook_run import run_notebook
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_course.selfcheck",
+    parser = argparse.ArgumentParser(prog="python -m cnn_course.tools.selfcheck",
                                      description="Run a notebook and show its checks' verdicts.")
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import nbformat
 
-from cnn_course.authoring import CHECK_TAG
 from cnn_course.checks.core import FAIL_MARK, PASS_MARK
-from cnn_course.kernel_polling import install_short_polls
+from cnn_course.tools.kernel_polling import install_short_polls
+from cnn_course.tools.notebook_format import CHECK_TAG
 
 
 @dataclass(frozen=True)

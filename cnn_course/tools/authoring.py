@@ -14,11 +14,11 @@ solved an exercise can still run the notebook: the stub only raises when called.
 
 Usage::
 
-    python -m cnn_course.authoring generate   # write notebooks/ from solutions/
-    python -m cnn_course.authoring check      # exit 1 if notebooks/ is out of date, or if a
+    python -m cnn_course.tools.authoring generate   # write notebooks/ from solutions/
+    python -m cnn_course.tools.authoring check      # exit 1 if notebooks/ is out of date, or if a
                                               # notebook installs from another repository
                                               # than _config.yml's repository: url
-    python -m cnn_course.authoring execute solutions/01_convolution.ipynb  # run and save it
+    python -m cnn_course.tools.authoring execute solutions/01_convolution.ipynb  # run and save it
 """
 
 from __future__ import annotations
@@ -30,10 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-CHECK_TAG = "check"
-_MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<kind>BEGIN|END) SOLUTION\s*$")
+from cnn_course.tools.notebook_format import BEGIN, CHECK_TAG, END, MARKER, STUB
 
 
 class AuthoringError(ValueError):
@@ -45,7 +42,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     out: list[str] = []
     indent: str | None = None
     for number, line in enumerate(source.splitlines(), start=1):
-        match = _MARKER.match(line)
+        match = MARKER.match(line)
         if match and match["kind"] == "BEGIN":
             if indent is not None:
                 raise AuthoringError(f"{where}, line {number}: nested {BEGIN}")
@@ -176,7 +173,7 @@ def execute(path: Path, timeout: int = 1200) -> None:
     """Run a solution notebook in a fresh kernel and save it with outputs and widget state."""
     from nbclient import NotebookClient
 
-    from cnn_course.kernel_polling import install_short_polls
+    from cnn_course.tools.kernel_polling import install_short_polls
 
     install_short_polls()
     notebook = nbformat.read(path, as_version=4)
@@ -186,7 +183,7 @@ def execute(path: Path, timeout: int = 1200) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_course.authoring",
+    parser = argparse.ArgumentParser(prog="python -m cnn_course.tools.authoring",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["generate", "check", "execute"])
     parser.add_argument("notebooks", nargs="*", type=Path, help="for execute: solution notebooks")
@@ -195,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "execute" and not args.notebooks:
         parser.error("execute needs the solution notebooks to run, e.g. "
-                     "python -m cnn_course.authoring execute solutions/01_convolution.ipynb")
+                     "python -m cnn_course.tools.authoring execute solutions/01_convolution.ipynb")
     try:
         if args.command == "execute":
             for path in args.notebooks:
@@ -214,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"out of date: {problem}", file=sys.stderr)
     if problems:
-        print("run: python -m cnn_course.authoring generate", file=sys.stderr)
+        print("run: python -m cnn_course.tools.authoring generate", file=sys.stderr)
     for problem in wrong_repository:
         print(f"wrong repository: {problem}", file=sys.stderr)
     if problems or wrong_repository:
