@@ -207,6 +207,48 @@ class Exercise:
                          hint=self.hint)
 
 
+class Exercises(dict[str, Exercise]):
+    """One chapter's exercises by name. A checker module defines ``EXERCISES = Exercises(...)``
+    and ``run_check = EXERCISES.run_check``; its ``check_<name>`` functions report that."""
+
+    def run_check(self, exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
+        """Run one exercise's cases without printing (used by tests and grading)."""
+        return self[exercise].run(exercise, fn, hidden)
+
+
+# ---- refusing PyTorch's ready-made answers ---------------------------------------------------
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def forbid(targets: Iterable[tuple[object, str]], message: str) -> Iterator[None]:
+    """While the block runs, calling any ``owner.name`` in ``targets`` raises
+    :class:`MethodViolation` with ``message``; afterwards each is put back as it was.
+
+    ``owner`` is a module or a class. A name the owner does not have is skipped; a name it only
+    inherits (``torch.Tensor.backward`` comes from a C base class) is set on the owner for the
+    block and deleted again afterwards, so the inherited one shows through as before.
+    """
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MethodViolation(message)
+
+    saved: list[tuple[object, str, object]] = []
+    try:
+        for owner, name in targets:
+            if not hasattr(owner, name):
+                continue
+            saved.append((owner, name, vars(owner).get(name, _MISSING)))
+            setattr(owner, name, refuse)
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
 def report(result: CheckResult) -> None:
     """Print a verdict line and remember it, so later cells can fall back to a reference."""
     _results[result.exercise] = result.passed
