@@ -63,7 +63,7 @@ export CNN_COURSE_SMALL=1  # only the heaviest notebooks (CIFAR-10) read it
 # small training runs over ten times slower.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 echo "== pytest: package tests, built site, learner notebooks, nbval on solutions"
-python -m pytest tests solutions --nbval --nbval-current-env \
+python -m pytest tests solutions --run-all --nbval --nbval-current-env \
   --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=900 \
   -n "${TEST_WORKERS:-2}" --dist loadscope -p no:cacheprovider \
   ${browser_args[@]+"${browser_args[@]}"} "$@"

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.notebooks
+
 
 def test_quick_benchmark_prints_every_report_line(root, tmp_path):
     output = tmp_path / "grading.json"

@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+pytestmark = [pytest.mark.browser, pytest.mark.site]
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -303,11 +305,11 @@ _SET_RACE = """([surface, lr, momentum]) => {
 def test_static_optimizer_race_agrees_with_torch_optim(browser, site_url):
     import random
 
+    from cnn_course.lessons.optimizers import SURFACES
+    from cnn_course.lessons.optimizers import torch_optimizers as race_optimizers
     from cnn_course.widgets.static import (
         RACE_LEARNING_RATES,
         RACE_MOMENTA,
-        SURFACES,
-        race_optimizers,
         race_trajectory,
     )
 

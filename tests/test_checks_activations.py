@@ -37,6 +37,16 @@ def test_relu_built_in_is_refused_and_restored():
     assert "relu" not in torch.Tensor.__dict__  # the patch on the class is gone again
 
 
+@pytest.mark.parametrize("exercise", ["relu", "sigmoid", "tanh", "leaky_relu", "softmax",
+                                      "relu_grad"])
+def test_every_refused_function_is_put_back(exercise):
+    group = "autograd" if exercise.endswith("_grad") else exercise
+    targets = checks._BUILTINS[group]
+    before = [vars(owner).get(name) for owner, name in targets]
+    run(exercise, getattr(reference, exercise))
+    assert [vars(owner).get(name) for owner, name in targets] == before
+
+
 def test_relu_mask_product_gives_nan_at_minus_inf():
     failed_with("relu", lambda x: x * (x > 0), "inf · 0", "torch.where")
 

@@ -240,6 +240,40 @@ def test_calling_torch_nn_grad_is_refused():
     assert "autograd" not in result.message and result.method
 
 
+def test_conv2d_input_gets_the_conv_gradient_message_not_the_autograd_one():
+    def conv2d_backward(dout, x, w, stride=1, padding=0):
+        dx = torch.nn.grad.conv2d_input(x.shape, w, dout, stride, padding)
+        _, dw, db = reference.conv2d_backward(dout, x, w, stride, padding)
+        return dx, dw, db
+    result = assert_caught("conv2d_backward", conv2d_backward, "torch.nn.grad.conv2d_input",
+                           "PyTorch's built-in convolution gradients", "ready-made",
+                           "computed from its definition", "any method")
+    assert "autograd" not in result.message and result.method
+
+
+def test_conv2d_weight_through_f_grad_is_named_and_everything_is_restored():
+    originals = (torch.nn.grad.conv2d_input, torch.nn.grad.conv2d_weight,
+                 torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward)
+
+    def conv2d_backward(dout, x, w, stride=1, padding=0):
+        dx, _, db = reference.conv2d_backward(dout, x, w, stride, padding)
+        return dx, F.grad.conv2d_weight(x, w.shape, dout, stride, padding), db
+    result = assert_caught("conv2d_backward", conv2d_backward, "torch.nn.grad.conv2d_weight")
+    assert "autograd" not in result.message
+    assert (torch.nn.grad.conv2d_input, torch.nn.grad.conv2d_weight, torch.autograd.grad,
+            torch.autograd.backward, torch.Tensor.backward) == originals
+
+
+def test_autograd_in_a_backward_pass_gets_the_autograd_message():
+    def conv2d_backward(dout, x, w, stride=1, padding=0):
+        leaves = [t.clone().requires_grad_() for t in (x, w)]
+        F.conv2d(*leaves, stride=stride, padding=padding).backward(dout)
+        return leaves[0].grad, leaves[1].grad, dout.sum((0, 2, 3))
+    with torch.enable_grad():
+        result = assert_caught("conv2d_backward", conv2d_backward, "called autograd")
+    assert result.method and "convolution gradients" not in result.message
+
+
 # ---- the training step ----------------------------------------------------------------------
 
 def train_step(scale_grad=1.0, report_after=False):

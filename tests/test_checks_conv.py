@@ -117,6 +117,24 @@ def test_low_level_convolution_ops_are_refused():
                                       [3, 3]).item() == 9.0
 
 
+def test_convolutions_reached_without_a_patchable_attribute_are_refused():
+    bound = F.conv2d   # as `from torch.nn.functional import conv2d` would bind it
+
+    def with_a_module(x, w, b=None, stride=1, padding=0):
+        layer = torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[-2:], stride, padding,
+                                bias=b is not None)
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if b is not None:
+                layer.bias.copy_(b)
+        return layer(x)
+    for fn in (lambda x, w, b=None, stride=1, padding=0: bound(x, w, b, stride, padding),
+               with_a_module):
+        result = run("conv2d_loops", fn)
+        assert not result.passed and result.method
+        assert "built-in convolution" in result.message
+
+
 def test_hidden_cases_add_new_shapes_and_keep_the_visible_ones():
     visible = [case.description for case in checks.conv2d_cases(reference.conv2d_loops)]
     hidden = [case.description for case in checks.conv2d_cases(reference.conv2d_loops,

@@ -94,6 +94,17 @@ def test_using_torch_optim_is_refused_and_restored():
     assert torch.optim.SGD.__name__ == "SGD"
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+def test_every_torch_optimizer_is_refused_and_put_back(name):
+    original = getattr(torch.optim, name)
+
+    def borrows(params, grads, state, lr, **hyper):
+        getattr(torch.optim, name)(params, lr=lr)
+    failed_with(run("sgd_step", borrows), "used torch.optim's optimizer",
+                "write the update yourself")
+    assert getattr(torch.optim, name) is original
+
+
 def test_learner_exception_is_reported_with_its_line():
     def broken(params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
         return state["velocity"]

@@ -35,6 +35,8 @@ from cnn_course.grading.chapters import best_match, discover_chapters, read_chap
 from cnn_course.grading.grader import Grader, GradingOptions
 from cnn_course.grading.notebook import read_cells
 
+pytestmark = pytest.mark.notebooks
+
 CELL_SECONDS, CHECK_SECONDS = 8, 15  # short, but far above what a normal cell or check needs,
 #                                     even the loop-based conv2d checks on a loaded machine
 LIMITS = ["--cell-timeout", str(CELL_SECONDS), "--check-timeout", str(CHECK_SECONDS),
@@ -229,7 +231,8 @@ def build_submissions(folder: Path) -> dict[str, Path]:
 
                 def run_check(exercise, fn, hidden=False):
                     if exercise == "conv_params":
-                        return module.CheckResult(exercise, True, "all cases pass.")
+                        from cnn_course.checks.core import CheckResult
+                        return CheckResult(exercise, True, "all cases pass.")
                     return real_run_check(exercise, fn, hidden)
                 module.run_check = run_check
             return module
@@ -240,7 +243,8 @@ def build_submissions(folder: Path) -> dict[str, Path]:
         # conv_output_size: edit the package source the grader loads its checkers from, held
         # by a finder on sys.meta_path, and the finder's class.
         import sys
-        extra = ("\\n_real_run_check = run_check\\n"
+        extra = ("\\nfrom cnn_course.checks.core import CheckResult\\n"
+                 "_real_run_check = run_check\\n"
                  "def run_check(exercise, fn, hidden=False):\\n"
                  "    if exercise == 'conv_output_size':\\n"
                  "        return CheckResult(exercise, True, 'all cases pass.')\\n"

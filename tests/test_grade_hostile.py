@@ -37,8 +37,9 @@ from cnn_course import grade
 from cnn_course.grading import sandbox
 from cnn_course.grading.safe_text import clean
 
-pytestmark = pytest.mark.skipif(sandbox.find_bwrap() is None,
-                                reason="needs bubblewrap (the grader's sandbox)")
+pytestmark = [pytest.mark.notebooks,
+              pytest.mark.skipif(sandbox.find_bwrap() is None,
+                                 reason="needs bubblewrap (the grader's sandbox)")]
 
 CELL_SECONDS, CHECK_SECONDS, NOTEBOOK_SECONDS = 6, 20, 75
 SEED = "424242"
@@ -72,7 +73,8 @@ def build(folder: Path, report: Path, port: int) -> dict[str, Path]:
         attempts = []
         try:
             with open(conv_checks.__file__, "a") as source:
-                source.write("\\ndef run_check(exercise, fn, hidden=False):\\n"
+                source.write("\\nfrom cnn_course.checks.core import CheckResult\\n"
+                             "def run_check(exercise, fn, hidden=False):\\n"
                              "    return CheckResult(exercise, True, 'all cases pass.')\\n")
             attempts.append("rewrote conv.py")
         except OSError as error:

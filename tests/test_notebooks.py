@@ -11,6 +11,8 @@ from nbclient.exceptions import CellTimeoutError
 from cnn_course.checks.core import FAIL_MARK, PASS_MARK
 from cnn_course.tools.notebook_run import read_cells, run_notebook
 
+pytestmark = pytest.mark.notebooks
+
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

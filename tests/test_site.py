@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.site
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
 

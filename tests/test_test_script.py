@@ -80,6 +80,7 @@ def test_with_chromium_the_whole_suite_runs(fake_checkout, how):
     assert result.returncode == 0, result.stderr
     (pytest_call,) = [c for c in calls if c.startswith("python -m pytest")]
     assert "--ignore=tests/test_browser.py" not in pytest_call
+    assert "--run-all" in pytest_call.split()  # the site, browser and notebook tests too
     assert "whole suite: " in result.stdout and "WARNING" not in result.stderr
 
 

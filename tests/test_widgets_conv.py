@@ -70,6 +70,7 @@ def test_custom_kernel_is_used_and_validated(explorer):
     explorer.controls["preset"].value = "vertical edge"
 
 
+@pytest.mark.slow
 def test_random_configurations_agree_with_formula_and_torch(explorer):
     generator = torch.Generator().manual_seed(0)
     for _ in range(15):

@@ -54,10 +54,10 @@ def test_pooling_tables_match_torch_and_arith():
 def test_race_trajectories_come_from_torch_optim():
     import torch
 
+    from cnn_course.lessons.optimizers import SURFACES
     from cnn_course.widgets.static import (
         RACE_LEARNING_RATES,
         RACE_MOMENTA,
-        SURFACES,
         race_tables,
         race_trajectory,
     )

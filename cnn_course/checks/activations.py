@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +26,13 @@ from torch import nn
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
-    MethodViolation,
+    Exercises,
     as_tensor,
     case_seed,
     expect_close,
     expect_shape,
+    forbid,
     report,
 )
 
@@ -53,13 +53,12 @@ _BUILTINS: dict[str, list[tuple[Any, str]]] = {
     "autograd": [(torch.Tensor, "backward"), (torch.autograd, "grad"),
                  (torch.autograd, "backward")],
 }
-_MISSING = object()
 
 
-@contextlib.contextmanager
-def _forbid(group: str | None) -> Iterator[None]:
-    """Make the named group of PyTorch functions raise a clear message, then restore them."""
-    targets = _BUILTINS.get(group, []) if group else []
+def _forbid(group: str | None) -> contextlib.AbstractContextManager[None]:
+    """Refuse the named group of PyTorch functions while the learner's code runs."""
+    if group is None:
+        return contextlib.nullcontext()
     if group == "autograd":
         message = ("your function used autograd; the exercise is to write the derivative's "
                    "formula yourself (autograd is what the checker compares with)")
@@ -67,22 +66,7 @@ def _forbid(group: str | None) -> Iterator[None]:
         message = (f"your function called PyTorch's built-in {group}; the exercise is to "
                    "compute it yourself from elementary operations (torch.exp, torch.where, "
                    "clamp, comparisons, sums)")
-
-    def refuse(*args, **kwargs):
-        raise MethodViolation(message)
-
-    saved = [(owner, name, vars(owner).get(name, _MISSING) if isinstance(owner, type)
-              else getattr(owner, name)) for owner, name in targets]
-    try:
-        for owner, name, _ in saved:
-            setattr(owner, name, refuse)
-        yield
-    finally:
-        for owner, name, original in saved:
-            if original is _MISSING:
-                delattr(owner, name)  # it was inherited (from torch's C base class)
-            else:
-                setattr(owner, name, original)
+    return forbid(_BUILTINS[group], message)
 
 
 def _call(fn: Callable, *args, **kwargs) -> Any:
@@ -617,7 +601,7 @@ def _first_weight_grad(layers: Sequence[nn.Linear], activation: Callable,
 
 _EXTREMES = "including 0, batches, ±1000 and ±inf"
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "relu": Exercise(relu_cases, f"all {{n}} cases match torch.relu, {_EXTREMES}.",
                      "ReLU is max(0, x) elementwise: x.clamp(min=0) or torch.where(x > 0, x, 0)."),
     "relu_grad": Exercise(
@@ -649,12 +633,8 @@ EXERCISES: dict[str, Exercise] = {
         first_layer_grad_norm_cases, "all {n} stacks give the same gradient norm as autograd.",
         "h = x; for each layer: h = activation(layer(h)); then loss = h.sum(), "
         "grad = torch.autograd.grad(loss, layers[0].weight)[0], return grad.norm().item()."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_relu(fn: TensorFn) -> None:

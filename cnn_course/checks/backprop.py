@@ -18,15 +18,15 @@ import torch.nn.functional as F
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
-    MethodViolation,
+    Exercises,
     as_tensor,
     case_seed,
     expect_shape,
+    forbid,
     report,
 )
-from cnn_course.reference.backprop import init_tiny_cnn, tiny_cnn_logits
+from cnn_course.lessons.backprop import init_tiny_cnn, tiny_cnn_logits
 
 DTYPE = torch.float64
 # float64 gradients computed two correct ways agree to ~1e-15; a real bug is off by far more
@@ -35,31 +35,27 @@ RTOL, ATOL = 1e-7, 1e-9
 
 # ---- shared helpers -------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _forbid_autograd() -> Iterator[None]:
-    """Make autograd's entry points, and PyTorch's ready-made convolution gradients, raise
-    while the learner's code runs."""
-    def refuse_autograd(*args, **kwargs):
-        raise MethodViolation("your function called autograd (.backward() or torch.autograd); "
-                              "the exercise is to compute the gradient by hand")
+_AUTOGRAD = [(torch.autograd, "grad"), (torch.autograd, "backward"), (torch.Tensor, "backward")]
+_AUTOGRAD_REFUSED = ("your function called autograd (.backward() or torch.autograd); the "
+                     "exercise is to compute the gradient by hand")
 
-    def refuse_conv_grad(*args, **kwargs):
-        raise MethodViolation("your function called torch.nn.grad.conv2d_input or "
-                              "conv2d_weight, PyTorch's built-in convolution gradients; the "
-                              "exercise is to compute them yourself")
-    targets = [(torch.autograd, "grad", refuse_autograd),
-               (torch.autograd, "backward", refuse_autograd),
-               (torch.Tensor, "backward", refuse_autograd),
-               (torch.nn.grad, "conv2d_input", refuse_conv_grad),
-               (torch.nn.grad, "conv2d_weight", refuse_conv_grad)]
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
-    for owner, name, refuse in targets:
-        setattr(owner, name, refuse)
-    try:
+
+def _conv_gradient_refused(name: str) -> str:
+    return (f"your function called torch.nn.grad.{name}, one of PyTorch's built-in convolution "
+            "gradients: a ready-made answer rather than a computation of your own. The exercise "
+            "asks for the convolution's gradients computed from its definition; any method that "
+            "does so passes, such as loops over the output positions, F.unfold or "
+            "F.conv_transpose2d")
+
+
+@contextlib.contextmanager
+def _gradients_by_hand() -> Iterator[None]:
+    """Refuse autograd, and PyTorch's ready-made convolution gradients, while the learner's
+    code runs."""
+    with forbid(_AUTOGRAD, _AUTOGRAD_REFUSED), \
+            forbid([(torch.nn.grad, "conv2d_input")], _conv_gradient_refused("conv2d_input")), \
+            forbid([(torch.nn.grad, "conv2d_weight")], _conv_gradient_refused("conv2d_weight")):
         yield
-    finally:
-        for owner, name, original in saved:
-            setattr(owner, name, original)
 
 
 def _relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
@@ -122,7 +118,7 @@ _SHAPE_ERRORS = ("cannot be multiplied", "size mismatch", "must match the size",
 
 def _call(fn: Callable, *args, shape_advice: str = "", **kwargs) -> object:
     """Run the learner's function with autograd forbidden; explain matrix-shape errors."""
-    with _forbid_autograd():
+    with _gradients_by_hand():
         try:
             return fn(*args, **kwargs)
         except RuntimeError as error:
@@ -630,6 +626,8 @@ def conv2d_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
 
 
 # ---- one training step of a tiny CNN --------------------------------------------------------
+# The network the exercise trains is part of the test, not of the answer: it is Chapter 5's
+# lesson network (cnn_course.lessons.backprop), which the notebook's training cells use too.
 
 _PARAM_NAMES = ("conv_w", "conv_b", "fc_w", "fc_b")
 
@@ -691,7 +689,7 @@ def cnn_train_step_cases(fn: Callable, hidden: bool = False) -> list[Case]:
     return cases
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "numerical_gradient": Exercise(
         numerical_gradient_cases, "all {n} cases agree with the exact gradient to 1e-7.",
         "for each entry i: save x_i, set it to x_i + h and evaluate f, set it to x_i - h and "
@@ -725,12 +723,8 @@ EXERCISES: dict[str, Exercise] = {
         cnn_train_step_cases, "all {n} cases match autograd + torch.optim.SGD.",
         "forward through conv, ReLU, flatten, linear and the loss, keeping each cache; then "
         "call the backward functions in reverse order and update p - lr * dp."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_numerical_gradient(fn: Callable) -> None:

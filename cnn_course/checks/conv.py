@@ -18,8 +18,8 @@ from cnn_course.arith import conv_output_size
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
+    Exercises,
     MethodViolation,
     as_tensor,
     case_seed,
@@ -303,7 +303,7 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
             ] + (hidden_cases if hidden else [])
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "conv2d_loops": Exercise(
         conv2d_cases, "all {n} cases match F.conv2d.",
         "the output size is (n + 2p - k) // s + 1; each output value sums input * kernel over "
@@ -322,12 +322,8 @@ EXERCISES: dict[str, Exercise] = {
     "vertical_edge_kernel": Exercise(
         vertical_edge_kernel_cases, "responds to vertical edges only, and not to flat regions.",
         "put positive weights in one column and negative weights in the opposite column."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_conv2d_loops(fn: ConvFn) -> None:

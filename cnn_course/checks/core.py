@@ -227,7 +227,7 @@ def forbid(targets: Iterable[tuple[object, str]], message: str) -> Iterator[None
     :class:`MethodViolation` with ``message``; afterwards each is put back as it was.
 
     ``owner`` is a module or a class. A name the owner does not have is skipped; a name it only
-    inherits (``torch.Tensor.backward`` comes from a C base class) is set on the owner for the
+    inherits (``torch.Tensor.relu`` comes from a C base class) is set on the owner for the
     block and deleted again afterwards, so the inherited one shows through as before.
     """
     def refuse(*args: object, **kwargs: object) -> None:

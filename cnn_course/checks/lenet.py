@@ -20,8 +20,8 @@ from torch import nn
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
+    Exercises,
     MethodViolation,
     case_seed,
     observed,
@@ -730,7 +730,7 @@ def evaluate_accuracy_cases(fn: Callable[..., object], hidden: bool = False) -> 
     return cases
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "lenet_layer_table": Exercise(
         layer_table_cases, "all {n} tables agree with the real network.",
         "a 5x5 convolution without padding takes 4 off each side length, 2x2 pooling halves "
@@ -750,12 +750,8 @@ EXERCISES: dict[str, Exercise] = {
         "without gradients.",
         "model.eval(), then under torch.no_grad() count (model(x).argmax(1) == y) over all "
         "batches and divide by the number of samples."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_lenet_layer_table(fn: Callable[..., object]) -> None:

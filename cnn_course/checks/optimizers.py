@@ -10,8 +10,7 @@ of the update) so that the verdict can name the mistake.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,11 +18,11 @@ import torch
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
-    MethodViolation,
+    Exercises,
     case_seed,
     expect_close,
+    forbid,
     observed,
     report,
 )
@@ -104,23 +103,10 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
         for x, y in zip(a, b, strict=True))
 
 
-_FORBIDDEN = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
-
-
-@contextlib.contextmanager
-def _forbid_torch_optim() -> Iterator[None]:
-    """Make ``torch.optim``'s own optimizers refuse to be built while the learner's code runs."""
-    def refuse(*args, **kwargs):
-        raise MethodViolation("your function used torch.optim's optimizer; the exercise is to "
-                              "write the update yourself")
-    saved = {name: getattr(torch.optim, name) for name in _FORBIDDEN}
-    for name in _FORBIDDEN:
-        setattr(torch.optim, name, refuse)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(torch.optim, name, value)
+# torch.optim's own optimizers, refused while the learner's update runs
+_TORCH_OPTIMIZERS = [(torch.optim, name) for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")]
+_TORCH_OPTIM_REFUSED = ("your function used torch.optim's optimizer; the exercise is to write "
+                        "the update yourself")
 
 
 @dataclass(frozen=True)
@@ -136,7 +122,7 @@ class _Spec:
 
 def _learner_step(fn: StepFn, run: _Run, step: int, params: list[torch.Tensor],
                   grads: list[list[torch.Tensor]], state: dict) -> None:
-    with _forbid_torch_optim(), torch.no_grad():
+    with forbid(_TORCH_OPTIMIZERS, _TORCH_OPTIM_REFUSED), torch.no_grad():
         fn(params, [g.clone() for g in grads[step - 1]], state,
            **dict(run.hyper, lr=run.lr_at(step)))
 
@@ -571,7 +557,7 @@ def adamw_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
                                             ADAMW_HIDDEN_RUNS), hidden)
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "sgd_step": Exercise(
         sgd_step_cases, "all {n} cases match torch.optim.SGD step for step.",
         "for each tensor: g = g + weight_decay·p; with momentum, b = g at the first step and "
@@ -593,12 +579,8 @@ EXERCISES: dict[str, Exercise] = {
         adamw_step_cases, "all {n} cases match torch.optim.AdamW step for step.",
         "first p = p·(1 − lr·weight_decay); then Adam's step with the plain gradient "
         "(no weight decay in g)."),
-}
-
-
-def run_check(exercise: str, fn: StepFn, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_sgd_step(fn: StepFn) -> None:

@@ -1,11 +1,14 @@
-"""Figures for Chapter 5 (backpropagation): a computational graph with its forward values and
-backward gradients, and the convergence plot of a learned kernel."""
+"""Chapter 5 (backpropagation): figures (a computational graph with its forward values and
+backward gradients, the convergence plot of a learned kernel) and the tiny CNN that the
+chapter trains by hand (its exercise ``cnn_train_step`` and the checker use it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
 from matplotlib.patches import FancyArrowPatch
 
 # L = (w * x + b)^2 at x = 2, w = -3, b = 1: node -> (position, name, formula, value, dL/dnode)
@@ -64,3 +67,31 @@ def plot_kernel_error(errors: Sequence[float], ax: plt.Axes | None = None,
     ax.set(xlabel="gradient-descent step", ylabel="max |w - w_true|", title=title)
     ax.grid(alpha=0.3, which="both")
     return ax
+
+
+# ---- the tiny CNN trained by hand -----------------------------------------------------------
+
+def init_tiny_cnn(in_channels: int, height: int, width: int, channels: int, classes: int,
+                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+                  ) -> dict[str, torch.Tensor]:
+    """Random parameters for conv 3x3 (padding 1) -> ReLU -> flatten -> linear.
+
+    conv_w [channels, in_channels, 3, 3], conv_b [channels], fc_w [classes,
+    channels*height*width], fc_b [classes]; scaled as PyTorch's default layers (uniform in
+    +-1/sqrt(fan_in)).
+    """
+    def uniform(*shape: int, fan_in: int) -> torch.Tensor:
+        bound = fan_in ** -0.5
+        return (torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * bound
+
+    features = channels * height * width
+    return {"conv_w": uniform(channels, in_channels, 3, 3, fan_in=in_channels * 9),
+            "conv_b": uniform(channels, fan_in=in_channels * 9),
+            "fc_w": uniform(classes, features, fan_in=features),
+            "fc_b": uniform(classes, fan_in=features)}
+
+
+def tiny_cnn_logits(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The tiny CNN's forward pass. x: [N, C_in, H, W]. Returns logits [N, classes]."""
+    hidden = F.conv2d(x, params["conv_w"], params["conv_b"], padding=1).clamp(min=0)
+    return hidden.flatten(1) @ params["fc_w"].T + params["fc_b"]

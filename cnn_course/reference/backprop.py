@@ -17,6 +17,17 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+# The tiny CNN that cnn_train_step trains is the chapter's lesson network, not an exercise
+# answer; it is re-exported here for the notebook's training cells.
+from cnn_course.lessons.backprop import init_tiny_cnn, tiny_cnn_logits
+
+__all__ = [
+    "cnn_train_step", "conv2d_backward", "conv2d_forward", "init_tiny_cnn", "linear_backward",
+    "linear_forward", "max_pool2d_backward", "max_pool2d_forward", "numerical_gradient",
+    "relative_error", "relu_backward", "relu_forward", "sigmoid_backward", "sigmoid_forward",
+    "softmax", "softmax_cross_entropy", "tiny_cnn_logits",
+]
+
 Params = dict[str, torch.Tensor]
 
 
@@ -192,32 +203,6 @@ def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
 
 
 # ---- a tiny CNN trained by hand -------------------------------------------------------------
-
-def init_tiny_cnn(in_channels: int, height: int, width: int, channels: int, classes: int,
-                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
-                  ) -> Params:
-    """Random parameters for conv 3x3 (padding 1) -> ReLU -> flatten -> linear.
-
-    conv_w [channels, in_channels, 3, 3], conv_b [channels], fc_w [classes,
-    channels*height*width], fc_b [classes]; scaled as PyTorch's default layers (uniform in
-    +-1/sqrt(fan_in)).
-    """
-    def uniform(*shape: int, fan_in: int) -> torch.Tensor:
-        bound = fan_in ** -0.5
-        return (torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * bound
-
-    features = channels * height * width
-    return {"conv_w": uniform(channels, in_channels, 3, 3, fan_in=in_channels * 9),
-            "conv_b": uniform(channels, fan_in=in_channels * 9),
-            "fc_w": uniform(classes, features, fan_in=features),
-            "fc_b": uniform(classes, fan_in=features)}
-
-
-def tiny_cnn_logits(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """The tiny CNN's forward pass. x: [N, C_in, H, W]. Returns logits [N, classes]."""
-    hidden = F.conv2d(x, params["conv_w"], params["conv_b"], padding=1).clamp(min=0)
-    return hidden.flatten(1) @ params["fc_w"].T + params["fc_b"]
-
 
 def cnn_train_step(params: Params, x: torch.Tensor, y: torch.Tensor, lr: float
                    ) -> tuple[float, Params]:

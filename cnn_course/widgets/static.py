@@ -128,90 +128,48 @@ class PoolingExplorer(anywidget.AnyWidget):
 
 # ---- optimizer race -------------------------------------------------------------------------
 
-def _ravine(x, y):
-    return 0.5 * x**2 + 10.0 * y**2
-
-
-def _saddle(x, y):
-    return 0.5 * x**2 - 0.5 * y**2 + 0.25 * y**4
-
-
-def _rosenbrock(x, y):
-    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
-
-
-SURFACES = {  # name: (function, start point, (x range), (y range))
-    "ravine": (_ravine, (-4.0, 1.0), (-5.0, 5.0), (-1.5, 1.5)),
-    "saddle": (_saddle, (-3.0, 0.01), (-4.0, 4.0), (-2.0, 2.0)),
-    "rosenbrock": (_rosenbrock, (-1.5, 2.0), (-2.0, 2.0), (-1.0, 3.0)),
-}
+# The surfaces and the optimizers are Chapter 6's own (cnn_course.lessons.optimizers).
 RACE_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 RACE_MOMENTA = (0.0, 0.5, 0.9, 0.95)
 
 
-def race_optimizers(lr: float, momentum: float) -> dict:
-    """The racers: name -> function that makes a ``torch.optim`` optimizer for some params."""
-    import torch
-
-    return {
-        "SGD": lambda p: torch.optim.SGD(p, lr=lr),
-        "momentum": lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum),
-        "Nesterov": lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum,
-                                              nesterov=momentum > 0),
-        "Adagrad": lambda p: torch.optim.Adagrad(p, lr=lr),
-        "RMSprop": lambda p: torch.optim.RMSprop(p, lr=lr),
-        "Adam": lambda p: torch.optim.Adam(p, lr=lr),
-    }
-
-
 def race_trajectory(surface: str, make_optimizer, steps: int = 80
                     ) -> tuple[list[list[float]], int | None]:
-    """Points visited by ``torch.optim`` on a 2-D surface, and the step it diverged at (if it
-    left the plotted area by a factor of 100)."""
-    import torch
+    """Points visited by ``torch.optim`` on one of Chapter 6's surfaces (rounded for the page),
+    and the step it diverged at (``None`` if it did not)."""
+    from cnn_course.lessons.optimizers import SURFACES, run_on_surface
 
-    function, start, (x0, x1), (y0, y1) = SURFACES[surface]
-    point = torch.tensor(start, requires_grad=True)
-    optimizer = make_optimizer([point])
-    path = [[round(start[0], 4), round(start[1], 4)]]
-    limit = 100 * max(abs(x0), abs(x1), abs(y0), abs(y1))
-    for step in range(1, steps + 1):
-        optimizer.zero_grad()
-        function(point[0], point[1]).backward()
-        optimizer.step()
-        x, y = point.detach().tolist()
-        if not (abs(x) < limit and abs(y) < limit):
-            return path, step
-        path.append([round(x, 4), round(y, 4)])
-    return path, None
+    trajectory = run_on_surface(SURFACES[surface], make_optimizer, steps)
+    path = [[round(x, 4), round(y, 4)] for x, y in trajectory.points.tolist()]
+    return path, trajectory.diverged_at
 
 
 def race_tables(steps: int = 80, grid: int = 48) -> dict:
     """Every trajectory the race can show, and a coarse grid of each surface for the contours."""
     import math
 
+    from cnn_course.lessons.optimizers import SURFACES, torch_optimizers
+
     paths: dict[str, dict] = {}  # keys: "surface,learning-rate index,momentum index,name"
     for surface in SURFACES:
         for i, lr in enumerate(RACE_LEARNING_RATES):
             for j, momentum in enumerate(RACE_MOMENTA):
-                for name, make in race_optimizers(lr, momentum).items():
+                for name, make in torch_optimizers(lr, momentum).items():
                     if name in ("SGD", "Adagrad", "RMSprop", "Adam") and j != 0:
                         continue  # these do not use the momentum slider: stored once
                     path, diverged = race_trajectory(surface, make, steps)
                     paths[f"{surface},{i},{j},{name}"] = {"path": path, "diverged": diverged}
     grids = {}
-    for surface, (function, _, (x0, x1), (y0, y1)) in SURFACES.items():
+    for name, surface in SURFACES.items():
+        (x0, x1), (y0, y1) = surface.x_range, surface.y_range
+        lowest = surface(*surface.minimum)  # the lowest value in the plotted area
         rows = []
         for i in range(grid):
             y = y1 - (y1 - y0) * (i + 0.5) / grid
-            rows.append([round(math.log1p(max(0.0, function(x0 + (x1 - x0) * (j + 0.5) / grid, y)
-                                              - _floor(surface))), 3) for j in range(grid)])
-        grids[surface] = {"values": rows, "x": [x0, x1], "y": [y0, y1]}
+            rows.append([round(math.log1p(max(0.0, surface(x0 + (x1 - x0) * (j + 0.5) / grid, y)
+                                              - lowest)), 3) for j in range(grid)])
+        grids[name] = {"values": rows, "x": [x0, x1], "y": [y0, y1]}
     return {"paths": paths, "grids": grids}
-
-
-def _floor(surface: str) -> float:
-    return -0.25 if surface == "saddle" else 0.0  # lowest value in the plotted area
 
 
 class OptimizerRace(anywidget.AnyWidget):
@@ -222,12 +180,14 @@ class OptimizerRace(anywidget.AnyWidget):
     _css = _JS / "explorers.css"
     learning_rates = traitlets.List(list(RACE_LEARNING_RATES)).tag(sync=True)
     momenta = traitlets.List(list(RACE_MOMENTA)).tag(sync=True)
-    surfaces = traitlets.List(list(SURFACES)).tag(sync=True)
+    surfaces = traitlets.List().tag(sync=True)
     tables = traitlets.Dict().tag(sync=True)
     values = traitlets.Dict({"surface": "ravine", "lr": 0.03, "momentum": 0.9}).tag(sync=True)
 
     def __init__(self, steps: int = 80, **kwargs) -> None:
-        super().__init__(tables=race_tables(steps), **kwargs)
+        from cnn_course.lessons.optimizers import SURFACES
+
+        super().__init__(surfaces=list(SURFACES), tables=race_tables(steps), **kwargs)
 
 
 # ---- activation functions -------------------------------------------------------------------
