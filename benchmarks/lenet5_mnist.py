@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from cnn_course.data import TensorBatches, mnist_dataloader, mnist_tensors
 from cnn_course.device import describe_device, get_device, seed_everything
+from cnn_course.lessons.lenet import DESCRIPTION, RECIPE, train_lenet5
 from cnn_course.models import lenet5_for_mnist
 from cnn_course.tools.benchmark_results import load_average, results_path, stamp, write_results
-from cnn_course.training import evaluate, train_epoch
+from cnn_course.training import History, evaluate, train_epoch
 
-RECIPE = "Adam + OneCycleLR (max_lr 0.01), batch 256, 3 epochs, ReLU + max pooling"
 TARGET = 0.99
 TIME_LIMITS = {"training_seconds": 20.0, "total_seconds": 30.0}
 PIPELINE_RATIO_TARGET = 2.0
@@ -55,36 +55,24 @@ class Subset:
             yield batch
 
 
-def train_recipe(data, device: torch.device, seed: int, epochs: int,
+def train_recipe(data, seed: int, epochs: int,
                  on_epoch: Callable[[int, float, float], None] | None = None) -> list[float]:
-    """Train LeNet-5 with the chapter's recipe; return the test accuracy after each epoch.
+    """Train LeNet-5 with the chapter's recipe (:data:`cnn_course.lessons.lenet.RECIPE`, for
+    ``epochs`` epochs); return the test accuracy after each epoch.
 
     ``on_epoch(epoch, cumulative training seconds, test accuracy)`` is called after each
     epoch; evaluation time is not counted as training time.
     """
-    x_train, y_train, x_test, y_test = data
-    seed_everything(seed)
-    model = lenet5_for_mnist().to(device)
-    batches = TensorBatches(x_train, y_train, batch_size=256, shuffle=True, seed=seed)
-    test_batches = TensorBatches(x_test, y_test, batch_size=1000)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01,
-                                                    total_steps=epochs * len(batches))
-    accuracies, training = [], 0.0
-    for epoch in range(1, epochs + 1):
-        _sync(device)
-        start = time.perf_counter()
-        train_epoch(model, batches, optimizer, F.cross_entropy, scheduler)
-        _sync(device)
-        training += time.perf_counter() - start
-        accuracies.append(evaluate(model, test_batches)[1])
+    def report(epoch: int, history: History) -> None:
         if on_epoch is not None:
-            on_epoch(epoch, training, accuracies[-1])
-    return accuracies
+            on_epoch(epoch, history.train_seconds, history.test_acc[-1])
+
+    _, history = train_lenet5(*data, seed=seed, epochs=epochs, on_epoch=report, log=None)
+    return history.test_acc
 
 
 def time_to_target(data, device: torch.device, load_seconds: float, epochs: int) -> dict:
-    print(f"\n== 1. time to {TARGET:.0%} test accuracy ({RECIPE}, seed 0)")
+    print(f"\n== 1. time to {TARGET:.0%} test accuracy ({DESCRIPTION}, seed 0)")
     print(f"data loading (mnist_tensors, both splits, onto {device.type}): {load_seconds:.1f} s")
     start = time.perf_counter()
     reached: list[tuple[int, float, float]] = []
@@ -95,8 +83,8 @@ def time_to_target(data, device: torch.device, load_seconds: float, epochs: int)
             reached.append((epoch, training, time.perf_counter() - start + load_seconds))
 
     measured = stamp(device)
-    accuracies = train_recipe(data, device, seed=0, epochs=epochs, on_epoch=on_epoch)
-    part = {"measured": measured, "recipe": RECIPE, "load_seconds": round(load_seconds, 2),
+    accuracies = train_recipe(data, seed=0, epochs=epochs, on_epoch=on_epoch)
+    part = {"measured": measured, "recipe": DESCRIPTION, "load_seconds": round(load_seconds, 2),
             "test_acc": [round(a, 4) for a in accuracies], "reached": None}
     if reached:
         epoch, training, total = reached[0]
@@ -112,19 +100,20 @@ def time_to_target(data, device: torch.device, load_seconds: float, epochs: int)
 
 def accuracy_over_seeds(data, device: torch.device, seeds: int, epochs: int,
                         first: list[float]) -> dict:
-    print(f"\n== 2. final test accuracy over {seeds} seed(s) ({RECIPE})")
+    print(f"\n== 2. final test accuracy over {seeds} seed(s) ({DESCRIPTION})")
     measured = stamp(device)
     finals = [first[-1]]
     print(f"seed 0: {first[-1]:.2%}")
     for seed in range(1, seeds):
-        finals.append(train_recipe(data, device, seed=seed, epochs=epochs)[-1])
+        finals.append(train_recipe(data, seed=seed, epochs=epochs)[-1])
         print(f"seed {seed}: {finals[-1]:.2%}")
     spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
     print(f"accuracy over seeds: mean {statistics.mean(finals):.2%}, std {spread:.2%}, "
           f"min {min(finals):.2%}, max {max(finals):.2%}; test error "
           f"{1 - statistics.mean(finals):.2%} (LeNet-5 in 1998, no distortions: "
           f"{PAPER_ERROR:.2%})")
-    return {"measured": measured, "recipe": RECIPE, "final_test_acc": [round(a, 4) for a in finals],
+    return {"measured": measured, "recipe": DESCRIPTION,
+            "final_test_acc": [round(a, 4) for a in finals],
             "mean": round(statistics.mean(finals), 4), "std": round(spread, 4)}
 
 
@@ -241,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                              ".json; quick runs write only if this is given)")
     args = parser.parse_args(argv)
     quick = args.quick
-    epochs = 1 if quick else 3
+    epochs = 1 if quick else RECIPE.epochs
     seeds = args.seeds if args.seeds is not None else (1 if quick else 3)
     tutorial_epochs = args.tutorial_epochs if args.tutorial_epochs is not None else \
         (0 if quick else 10)

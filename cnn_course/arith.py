@@ -1,13 +1,33 @@
-"""Shape and parameter arithmetic of convolution-style layers.
+"""Shape and parameter arithmetic of convolution-style layers, and the layer-spec format.
 
 These are the course's reference formulas: checkers, widgets and the book all call them, and
 tests compare them with real ``torch.nn`` layers.
+
+Chapters 3, 4 and 8 describe a stack of convolution and pooling layers as a list of *layer
+specs*, one tuple per layer, first layer first:
+
+- ``("conv", out_channels, kernel_size, stride, padding)`` is
+  ``nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)``, its ``in_channels``
+  those of the layer before;
+- ``("pool", kernel_size, stride, padding)`` is ``nn.MaxPool2d(kernel_size, stride, padding)``.
+
+Every number is an int: ``out_channels``, ``kernel_size`` and ``stride`` at least 1, ``padding``
+at least 0 (and, for a pool, at most half the kernel size, as PyTorch requires). Both kinds map
+a size ``n`` to ``(n + 2 * padding - kernel_size) // stride + 1`` along each axis; a conv sets
+the channels to ``out_channels``, a pool keeps them. :func:`check_specs` validates a list,
+:func:`layers_from_specs` builds the real layers and :func:`spec_output_shapes` measures what
+they output.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterable, Sequence
 from numbers import Integral
+
+import torch
+from torch import nn
 
 IntOrPair = int | tuple[int, int]
 
@@ -109,3 +129,103 @@ def same_padding(kernel_size: int, dilation: int = 1) -> tuple[int, int]:
     """Padding (before, after) that keeps the size at stride 1, split as PyTorch splits it."""
     total = _count(dilation, "dilation") * (_count(kernel_size, "kernel_size") - 1)
     return total // 2, total - total // 2
+
+
+# ---- layer specs: the format is described in the module's docstring -------------------------
+
+ConvSpec = tuple[str, int, int, int, int]   # ("conv", out_channels, kernel_size, stride, padding)
+PoolSpec = tuple[str, int, int, int]        # ("pool", kernel_size, stride, padding)
+LayerSpec = ConvSpec | PoolSpec
+
+SPEC_FORMATS = {"conv": '("conv", out_channels, kernel_size, stride, padding)',
+                "pool": '("pool", kernel_size, stride, padding)'}
+_SPEC_FIELDS = {"conv": ("out_channels", "kernel_size", "stride", "padding"),
+                "pool": ("kernel_size", "stride", "padding")}
+
+
+def check_spec(spec: object) -> LayerSpec:
+    """One layer spec as a tuple of its kind and Python ints, or a ``ValueError`` naming it."""
+    kind = spec[0] if isinstance(spec, tuple | list) and spec else None
+    if not isinstance(kind, str) or kind not in SPEC_FORMATS:
+        raise ValueError(f"layer spec {spec!r} is neither {SPEC_FORMATS['conv']} nor "
+                         f"{SPEC_FORMATS['pool']}")
+    values = spec[1:]
+    if len(values) != len(_SPEC_FIELDS[kind]):
+        raise ValueError(f"{kind} spec {spec!r} has {len(spec)} entries; a {kind} spec is "
+                         f"{SPEC_FORMATS[kind]}, {len(_SPEC_FIELDS[kind]) + 1} entries")
+    for name, value in zip(_SPEC_FIELDS[kind], values, strict=True):
+        lowest = 0 if name == "padding" else 1
+        if not _is_int(value) or value < lowest:
+            raise ValueError(f"{kind} spec {spec!r}: {name} must be an int of at least "
+                             f"{lowest}, got {value!r}")
+    checked = (kind, *(int(v) for v in values))
+    if kind == "pool" and 2 * checked[3] > checked[1]:
+        raise ValueError(f"pool spec {spec!r}: padding {checked[3]} is more than half the kernel "
+                         f"size {checked[1]}, which nn.MaxPool2d refuses")
+    return checked
+
+
+def check_specs(specs: Iterable[object]) -> list[LayerSpec]:
+    """Every spec of a list checked by :func:`check_spec`; the error also gives its position."""
+    if isinstance(specs, str | bytes) or not isinstance(specs, Iterable):
+        raise ValueError(f"layer specs must be a list of tuples, got {specs!r}")
+    checked = []
+    for index, spec in enumerate(specs):
+        try:
+            checked.append(check_spec(spec))
+        except ValueError as error:
+            raise ValueError(f"layer {index}: {error}") from None
+    return checked
+
+
+def layers_from_specs(in_channels: int, specs: Iterable[LayerSpec]) -> nn.Sequential:
+    """The real layers that ``specs`` describe: ``nn.Conv2d`` for each conv spec (the first one
+    with ``in_channels`` inputs) and ``nn.MaxPool2d`` for each pool spec, in order.
+
+    The result maps [N, in_channels, H, W] to [N, C_out, H_out, W_out].
+    """
+    channels = _count(in_channels, "in_channels")
+    layers: list[nn.Module] = []
+    for spec in check_specs(specs):
+        if spec[0] == "conv":
+            _, out_channels, kernel_size, stride, padding = spec
+            layers.append(nn.Conv2d(channels, out_channels, kernel_size, stride, padding))
+            channels = out_channels
+        else:
+            _, kernel_size, stride, padding = spec
+            layers.append(nn.MaxPool2d(kernel_size, stride, padding))
+    return nn.Sequential(*layers)
+
+
+def spec_output_shapes(input_shape: Sequence[int], specs: Iterable[LayerSpec]
+                       ) -> list[tuple[int, int, int]]:
+    """(C, H, W) after each layer of ``specs``, measured on the real layers.
+
+    ``input_shape`` is one image's (C, H, W). One zero image [1, C, H, W] runs through
+    :func:`layers_from_specs`; the global random state is left as it was. A layer whose input
+    is too small for it raises a ``ValueError`` that names it.
+    """
+    shape = tuple(input_shape) if isinstance(input_shape, tuple | list) else ()
+    if len(shape) != 3 or not all(_is_int(v) and v >= 1 for v in shape):
+        raise ValueError(f"input_shape must be (C, H, W), three positive ints, "
+                         f"got {input_shape!r}")
+    return list(_measured_shapes(tuple(int(v) for v in shape), tuple(check_specs(specs))))
+
+
+@functools.lru_cache(maxsize=128)
+def _measured_shapes(input_shape: tuple[int, int, int], specs: tuple[LayerSpec, ...]
+                     ) -> tuple[tuple[int, int, int], ...]:
+    shapes = []
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # layer init draws random numbers
+        x = torch.zeros(1, *input_shape)
+        for index, (spec, layer) in enumerate(
+                zip(specs, layers_from_specs(input_shape[0], specs), strict=True)):
+            try:
+                x = layer(x)
+            except RuntimeError as error:
+                height, width = x.shape[-2:]
+                reason = str(error).strip().splitlines()[0]
+                raise ValueError(f"layer {index} {spec!r} does not fit its {height}x{width} "
+                                 f"input (PyTorch: {reason})") from None
+            shapes.append(tuple(x.shape[1:]))
+    return tuple(shapes)

@@ -31,31 +31,60 @@ def test_learner_exception_is_reported_without_a_traceback():
 
 # ---- Exercise 1 -----------------------------------------------------------------------------
 
-def _side(image_size, convs, pool=True, padding=True, rounding=math.floor):
-    side = image_size
-    for _, k, p in convs:
-        side = side + 2 * (p if padding else 0) - k + 1
-        side = rounding(side / 2) if pool else side
-    return side
+def _size(input_shape, specs, pool=True, padding=True, rounding=math.floor, channels=True):
+    """in_features by a rule with one of the usual mistakes switched on."""
+    c, h, w = input_shape
+    for spec in specs:
+        if spec[0] == "conv":
+            _, c, k, s, p = spec
+        elif pool:
+            _, k, s, p = spec
+        else:
+            continue
+        p = p if padding else 0
+        h, w = rounding((h + 2 * p - k) / s) + 1, rounding((w + 2 * p - k) / s) + 1
+    return (c if channels else 1) * h * w
 
 
 def test_in_features_mistakes_are_named():
-    assert "followed by MaxPool2d(2)" in failure(
-        "linear_in_features", lambda n, convs: convs[-1][0] * _side(n, convs, pool=False) ** 2)
+    assert "MaxPool2d(2), which halves height and width" in failure(
+        "linear_in_features", lambda shape, specs: _size(shape, specs, pool=False))
     assert "left out the padding" in failure(
-        "linear_in_features", lambda n, convs: convs[-1][0] * _side(n, convs, padding=False) ** 2)
+        "linear_in_features", lambda shape, specs: _size(shape, specs, padding=False))
     assert "rounds down" in failure(
-        "linear_in_features", lambda n, convs: convs[-1][0] * _side(n, convs, rounding=math.ceil)
-        ** 2)
+        "linear_in_features", lambda shape, specs: _size(shape, specs, rounding=math.ceil))
     assert "number of channels (64)" in failure(
-        "linear_in_features", lambda n, convs: _side(n, convs) ** 2)
+        "linear_in_features", lambda shape, specs: _size(shape, specs, channels=False))
     assert "a float" in failure(
-        "linear_in_features", lambda n, convs: float(reference.linear_in_features(n, convs)))
+        "linear_in_features", lambda shape, specs: float(reference.linear_in_features(shape,
+                                                                                      specs)))
+
+
+def test_in_features_with_three_entry_pool_specs_is_named():
+    def three_entries(input_shape, specs):
+        c, h, w = input_shape
+        for spec in specs:
+            if spec[0] == "conv":
+                _, c, k, s, p = spec
+            else:
+                _, k, s = spec
+                p = 0
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        return c * h * w
+    message = failure("linear_in_features", three_entries)
+    assert "four entries" in message and "_, kernel, stride, padding = spec" in message
 
 
 def test_in_features_constant_answer_fails_on_a_variant():
-    message = failure("linear_in_features", lambda n, convs: 1024)
+    message = failure("linear_in_features", lambda shape, specs: 1024)
     assert "LeNet-like" in message and "real layers give 400" in message
+
+
+def test_in_features_cases_are_the_tutorial_layout():
+    for _, input_shape, specs in checks._FEATURE_CONFIGS:
+        assert input_shape[0] == 3 and specs[1::2] == [("pool", 2, 2, 0)] * (len(specs) // 2)
+        assert all(spec[0] == "conv" and spec[3] == 1 for spec in specs[::2])
+    assert reference.linear_in_features((3, 32, 32), checks._FEATURE_CONFIGS[0][2]) == 1024
 
 
 # ---- Exercise 2 -----------------------------------------------------------------------------

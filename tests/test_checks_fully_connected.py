@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import cnn_course.summary as summary_module
+from cnn_course.arith import layers_from_specs
 from cnn_course.checks import fully_connected as checks
 from cnn_course.checks.core import has_passed
 from cnn_course.reference import fully_connected as reference
@@ -19,6 +20,7 @@ def run(exercise, fn, hidden=False):
 
 def test_reference_flatten_size_gives_the_cifar_model_1024():
     assert reference.flatten_size((3, 32, 32), reference.CIFAR10_SPECS) == 64 * 4 * 4
+    assert not hasattr(reference, "layers_from_specs")  # the one builder is cnn_course.arith's
 
 
 # ---- parameter counts -----------------------------------------------------------------------
@@ -101,7 +103,7 @@ def test_in_features_counting_a_batch_is_named():
 
 def test_in_features_returned_as_a_shape_is_explained():
     def shape_not_count(input_shape, specs):
-        layers = reference.layers_from_specs(input_shape[0], specs)
+        layers = layers_from_specs(input_shape[0], specs)
         return tuple(layers(torch.zeros(1, *input_shape)).shape[1:])
     result = run("flatten_size", shape_not_count)
     assert not result.passed and "a shape" in result.message
@@ -131,39 +133,42 @@ def test_in_features_ignoring_stride_is_caught_on_its_case():
     assert not result.passed and "stride 2" in result.message
 
 
-def _chapter3_style(input_shape, specs):
-    """Chapter 3's pooled_shapes convention: ("pool", kernel, stride, padding)."""
+def _three_entry_pools(input_shape, specs):
+    """Pool specs unpacked as ("pool", kernel, stride), with no padding."""
     channels, height, width = input_shape
     for spec in specs:
         if spec[0] == "conv":
             _, channels, kernel, stride, padding = spec
         else:
-            _, kernel, stride, padding = spec
+            _, kernel, stride = spec
+            padding = 0
         height = (height + 2 * padding - kernel) // stride + 1
         width = (width + 2 * padding - kernel) // stride + 1
     return channels * height * width
 
 
-def test_pool_spec_unpacked_with_chapter_3_padding_is_named():
-    result = run("flatten_size", _chapter3_style)
-    assert not result.passed and '("pool", kernel_size, stride)' in result.message
-    assert "Chapter 3" in result.message and "three entries" in result.message
-    assert "Hint" not in result.message
+def test_pool_spec_unpacked_as_three_entries_is_named():
+    result = run("flatten_size", _three_entry_pools)
+    assert not result.passed and "too many values to unpack" in result.message
+    assert '("pool", kernel_size, stride, padding)' in result.message
+    assert "four entries" in result.message and "Hint" not in result.message
 
 
-def test_pool_spec_indexed_at_position_3_is_named():
-    def indexed(input_shape, specs):
+def test_pooling_without_its_padding_is_named():
+    def pool_padding_ignored(input_shape, specs):
         channels, height, width = input_shape
         for spec in specs:
             if spec[0] == "conv":
-                channels, kernel, stride, padding = spec[1], spec[2], spec[3], spec[4]
+                _, channels, kernel, stride, padding = spec
             else:
-                kernel, stride, padding = spec[1], spec[2], spec[3]
+                kernel, stride, padding = spec[1], spec[2], 0
             height = (height + 2 * padding - kernel) // stride + 1
             width = (width + 2 * padding - kernel) // stride + 1
         return channels * height * width
-    result = run("flatten_size", indexed)
-    assert not result.passed and '("pool", kernel_size, stride)' in result.message
+    result = run("flatten_size", pool_padding_ignored)
+    assert not result.passed and "leaves out the pooling padding" in result.message
+    assert "('pool', 3, 2, 1)" in result.message and "(n + 2*1 - 3) // 2 + 1" in result.message
+    assert "5 x 6 x 6 = 180" in result.message and "Hint" not in result.message
 
 
 def test_unrelated_unpacking_error_is_not_blamed_on_the_pool_spec():
@@ -172,7 +177,7 @@ def test_unrelated_unpacking_error_is_not_blamed_on_the_pool_spec():
         return channels * height
     result = run("flatten_size", broken)
     assert not result.passed and "your code raised ValueError" in result.message
-    assert "Chapter 3" not in result.message
+    assert "four entries" not in result.message
 
 
 def _pool_rule(pool_size):
@@ -196,7 +201,7 @@ def test_pooling_that_ignores_its_stride_is_named():
     # dividing by the kernel is right for 2x2 windows with stride 2, wrong for AlexNet's 3, 2
     by_kernel = run("flatten_size", _pool_rule(lambda n, spec: n // spec[1]))
     assert not by_kernel.passed and "ignores the pooling stride" in by_kernel.message
-    assert "('pool', 3, 2)" in by_kernel.message
+    assert "('pool', 3, 2, 0)" in by_kernel.message
 
 
 # ---- layer table ----------------------------------------------------------------------------

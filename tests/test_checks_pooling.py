@@ -5,6 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnn_course.arith import spec_output_shapes
 from cnn_course.checks import pooling as checks
 from cnn_course.checks.core import has_passed, solved_or_reference
 from cnn_course.reference import pooling as reference
@@ -212,7 +213,7 @@ def test_backward_with_autograd_is_refused_and_restored():
 # ---- shapes through a stack -----------------------------------------------------------------
 
 def shapes_with(input_shape, layers, *, keep_channels=False, pool_stride=None, rounding=None,
-                square=False):
+                square=False, pool_padding=None):
     c, h, w = input_shape
     out = []
     for layer in layers:
@@ -222,6 +223,7 @@ def shapes_with(input_shape, layers, *, keep_channels=False, pool_stride=None, r
         else:
             _, k, s, p = layer
             s = pool_stride or s
+            p = p if pool_padding is None else pool_padding
         rnd = rounding or math.floor
         h = rnd((h + 2 * p - k) / s) + 1
         w = h if square else rnd((w + 2 * p - k) / s) + 1
@@ -235,6 +237,7 @@ def test_shape_mistakes_are_named():
         "halves height and width": dict(pool_stride=1),
         "the size rounds down": dict(rounding=math.ceil),
         "not square": dict(square=True),
+        "the pooling layer's padding": dict(pool_padding=0),
     }
     for message, mistake in cases.items():
         result = run("pooled_shapes", lambda shape, layers, m=mistake: shapes_with(shape, layers,
@@ -255,12 +258,40 @@ def test_shape_return_types_are_explained():
     assert "one shape per layer" in last_only.message
 
 
-def test_real_shapes_run_the_real_stack():
-    assert checks.real_shapes((1, 32, 32), checks._STACKS[0][2]) == \
+def test_pool_specs_unpacked_as_three_entries_are_named():
+    def three_entries(input_shape, layers):
+        c, h, w = input_shape
+        out = []
+        for layer in layers:
+            if layer[0] == "conv":
+                _, c, k, s, p = layer
+            else:
+                _, k, s = layer
+                p = 0
+            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            out.append((c, h, w))
+        return out
+    result = run("pooled_shapes", three_entries)
+    assert not result.passed and "too many values to unpack" in result.message
+    assert '("pool", kernel_size, stride, padding)' in result.message
+    assert "_, kernel, stride, padding = spec" in result.message and "Hint" not in result.message
+
+
+def test_an_unrelated_error_is_not_blamed_on_the_pool_specs():
+    def broken(input_shape, layers):
+        c, h = input_shape
+        return [(c, h, h)] * len(layers)
+    result = run("pooled_shapes", broken)
+    assert not result.passed and "your code raised ValueError" in result.message
+    assert "four entries" not in result.message
+
+
+def test_the_stacks_run_on_the_real_layers():
+    assert spec_output_shapes((1, 32, 32), checks._STACKS[0][2]) == \
         [(6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5)]
-    assert checks.real_shapes((3, 227, 227), checks._STACKS[2][2])[-1] == (256, 13, 13)
-    assert checks.real_shapes((3, 224, 224), checks._STACKS[3][2]) == [(64, 112, 112),
-                                                                       (64, 56, 56)]
+    assert spec_output_shapes((3, 227, 227), checks._STACKS[2][2])[-1] == (256, 13, 13)
+    assert spec_output_shapes((3, 224, 224), checks._STACKS[3][2]) == [(64, 112, 112),
+                                                                        (64, 56, 56)]
 
 
 def test_printed_verdict_and_fallback(capsys):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from cnn_course.data import DataUnavailable, load_cifar10
+from cnn_course import training
+from cnn_course.data import DataUnavailable, TensorBatches, load_cifar10
 from cnn_course.lessons import cifar
 from cnn_course.tools.benchmark_results import load_results, results_path
 
@@ -121,7 +123,50 @@ def test_train_uses_the_given_augmentation():
 
 def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer"):
-        cifar.make_optimizer(nn.Linear(2, 2), cifar.Recipe(epochs=1, optimizer="adam"))
+        cifar.make_optimizer(nn.Linear(2, 2), cifar.Recipe(epochs=1, optimizer="lbfgs"))
+
+
+def test_recipe_and_make_optimizer_are_the_training_modules():
+    assert cifar.Recipe is training.Recipe and cifar.make_optimizer is training.make_optimizer
+
+
+@pytest.mark.parametrize("recipe", [
+    cifar.Recipe(epochs=2),
+    cifar.Recipe(epochs=2, optimizer="sgd", max_lr=0.05, weight_decay=5e-4,
+                 label_smoothing=0.1, augment=True, channels_last=True),
+])
+def test_train_keeps_its_numerics(recipe):
+    """``train`` gives the same weights and history as the steps it stands for, in this order:
+    seed, memory layout, batches, test batches, optimizer, one-cycle schedule, ``fit``."""
+    data = _random_data()
+
+    def model():
+        torch.manual_seed(7)
+        return cifar.improved_cnn((8, 8, 8), 16)
+
+    trained = model()
+    history = cifar.train(trained, data, recipe, seed=3, log=None)
+
+    expected = model()
+    torch.manual_seed(3)
+    if recipe.channels_last:
+        expected.to(memory_format=torch.channels_last)
+    batches = cifar.train_batches(data, recipe, 3)
+    test = TensorBatches(data.x_test, data.y_test, batch_size=1000)
+    optimizer = training.make_optimizer(expected, recipe)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.max_lr, epochs=recipe.epochs, steps_per_epoch=len(batches))
+
+    def loss_fn(logits, labels, reduction="mean"):
+        smoothing = recipe.label_smoothing if expected.training else 0.0
+        return F.cross_entropy(logits, labels, reduction=reduction, label_smoothing=smoothing)
+
+    want = training.fit(expected, batches, test, optimizer, recipe.epochs, scheduler=scheduler,
+                        loss_fn=loss_fn, progress=False, log=None)
+    got_state, want_state = trained.state_dict(), expected.state_dict()
+    assert all(torch.equal(got_state[k], want_state[k]) for k in want_state)
+    assert (history.train_loss, history.train_acc, history.test_loss, history.test_acc) == (
+        want.train_loss, want.train_acc, want.test_loss, want.test_acc)
 
 
 # ---- the committed results file and the benchmark -------------------------------------------

@@ -327,11 +327,11 @@ def build_submissions(folder: Path) -> dict[str, Path]:
         linear_params = Count()
     """)
     _set_function(liar, "mlp_params", "mlp_params = Count()")
-    # flatten_size: patch the course's reference that the checker imports when it runs.
+    # flatten_size: patch the course's layer builder that the checker measures with.
     _set_function(liar, "flatten_size", """
-        import cnn_course.reference.fully_connected as fc_reference
+        import cnn_course.arith as course_arith
 
-        fc_reference.layers_from_specs = lambda channels, specs: lambda x: torch.zeros(1, 7)
+        course_arith.layers_from_specs = lambda channels, specs: lambda x: torch.zeros(1, 7)
 
         def flatten_size(input_shape, specs):
             return 7
@@ -562,9 +562,9 @@ def test_callable_objects_a_patched_reference_and_a_trace_hook_earn_nothing(grad
     assert _reason(liar, "linear_params").startswith('case "Linear(') \
         and "returned 0" in _reason(liar, "linear_params")
     assert "returned 0" in _reason(liar, "mlp_params")
-    # The checker's own reference computes the expected size, not the learner's patched one.
+    # The checker's own builder computes the expected size, not the learner's patched one.
     assert "returned 7" in _reason(liar, "flatten_size")
-    assert any("changes fc_reference.layers_from_specs" in flag for flag in liar["flags"])
+    assert any("changes course_arith.layers_from_specs" in flag for flag in liar["flags"])
     # A trace hook that rewrites the checker's variables works in the sandbox only.
     assert "values differ" in _reason(liar, "one_hot") or "expected" in _reason(liar, "one_hot")
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnn_course.arith import LayerSpec, spec_output_shapes
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
+    Exercises,
     MethodViolation,
     as_tensor,
     case_seed,
@@ -27,61 +28,58 @@ from cnn_course.checks.core import (
     observed,
     report,
 )
+from cnn_course.checks.pooling import call_with_specs
 
 # ---- Exercise 1: in_features of the first Linear layer -------------------------------------
 
-ConvSpec = tuple[int, int, int]  # (out_channels, kernel_size, padding)
+def _stages(*convs: tuple[int, int, int]) -> list[LayerSpec]:
+    """Layer specs of the tutorial's layout: each (out_channels, kernel_size, padding)
+    convolution, stride 1, followed by MaxPool2d(2)."""
+    specs: list[LayerSpec] = []
+    for out_channels, kernel_size, padding in convs:
+        specs += [("conv", out_channels, kernel_size, 1, padding), ("pool", 2, 2, 0)]
+    return specs
 
-# (description, image size, [(out_channels, kernel_size, padding), ...])
-_FEATURE_CONFIGS: list[tuple[str, int, list[ConvSpec]]] = [
-    ("the chapter's model", 32, [(32, 5, 2), (32, 5, 2), (64, 5, 2)]),
-    ("no padding, two stages (LeNet-like)", 32, [(6, 5, 0), (16, 5, 0)]),
-    ("3x3 kernels, four stages", 32, [(16, 3, 1), (32, 3, 1), (64, 3, 1), (128, 3, 1)]),
-    ("28x28 input: pooling 7 pixels gives 3", 28, [(32, 5, 2), (32, 5, 2), (64, 5, 2)]),
-    ("40x40 input, mixed padding", 40, [(10, 3, 0), (20, 5, 1)]),
-    ("one stage", 32, [(8, 5, 2)]),
+
+# (description, input (C, H, W), layer specs: the format of cnn_course.arith)
+_FEATURE_CONFIGS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
+    ("the chapter's model", (3, 32, 32), _stages((32, 5, 2), (32, 5, 2), (64, 5, 2))),
+    ("no padding, two stages (LeNet-like)", (3, 32, 32), _stages((6, 5, 0), (16, 5, 0))),
+    ("3x3 kernels, four stages", (3, 32, 32),
+     _stages((16, 3, 1), (32, 3, 1), (64, 3, 1), (128, 3, 1))),
+    ("28x28 input: pooling 7 pixels gives 3", (3, 28, 28),
+     _stages((32, 5, 2), (32, 5, 2), (64, 5, 2))),
+    ("40x40 input, mixed padding", (3, 40, 40), _stages((10, 3, 0), (20, 5, 1))),
+    ("one stage", (3, 32, 32), _stages((8, 5, 2))),
 ]
 
 
-def _conv_pool_stack(in_channels: int, convs: list[ConvSpec]) -> nn.Sequential:
-    """Real layers: each (out_channels, kernel, padding) conv followed by MaxPool2d(2)."""
-    layers: list[nn.Module] = []
-    for out_channels, kernel, padding in convs:
-        layers += [nn.Conv2d(in_channels, out_channels, kernel, padding=padding),
-                   nn.MaxPool2d(2)]
-        in_channels = out_channels
-    return nn.Sequential(*layers, nn.Flatten())
+def _features_by_model(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec]) -> int:
+    shapes = spec_output_shapes(input_shape, specs)
+    return math.prod(shapes[-1] if shapes else input_shape)
 
 
-def _features_by_model(image_size: int, convs: list[ConvSpec]) -> int:
-    with torch.no_grad():
-        out = _conv_pool_stack(3, convs)(torch.zeros(1, 3, image_size, image_size))
-    return out.shape[1]
-
-
-def _features_with(image_size: int, convs: list[ConvSpec], *, pool: bool = True,
-                   use_padding: bool = True, ceil: bool = False) -> int:
+def _features_with(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec], *,
+                   pool: bool = True, use_padding: bool = True, ceil: bool = False,
+                   channels: bool = True) -> int:
     """The size computed with one of the usual mistakes switched on (for diagnosis)."""
-    size = image_size
-    for _, kernel, padding in convs:
-        size = size + 2 * (padding if use_padding else 0) - kernel + 1
-        if pool:
-            size = math.ceil(size / 2) if ceil else size // 2
-    return convs[-1][0] * size * size
-
-
-def _fits(image_size: int, convs: list[ConvSpec]) -> bool:
-    """True if every layer of the stack still has at least one pixel to work on."""
-    size = image_size
-    for _, kernel, padding in convs:
-        size = (size + 2 * padding - kernel + 1) // 2
-        if size < 1:
-            return False
-    return True
+    count, height, width = input_shape
+    rounding = math.ceil if ceil else math.floor
+    for spec in specs:
+        if spec[0] == "pool" and not pool:
+            continue
+        if spec[0] == "conv":
+            _, count, kernel, stride, padding = spec
+        else:
+            _, kernel, stride, padding = spec
+        padding = padding if use_padding else 0
+        height = rounding((height + 2 * padding - kernel) / stride) + 1
+        width = rounding((width + 2 * padding - kernel) / stride) + 1
+    return (count if channels else 1) * height * width
 
 
 def _random_feature_configs(generator: torch.Generator, count: int
-                            ) -> list[tuple[str, int, list[ConvSpec]]]:
+                            ) -> list[tuple[str, tuple[int, int, int], list[LayerSpec]]]:
     configs = []
     while len(configs) < count:
         image_size = int(torch.randint(20, 65, (1,), generator=generator))
@@ -93,8 +91,12 @@ def _random_feature_configs(generator: torch.Generator, count: int
             padding = int(torch.randint(0, kernel // 2 + 1, (1,), generator=generator))
             channels = int(torch.randint(4, 129, (1,), generator=generator))
             convs.append((channels, kernel, padding))
-        if _fits(image_size, convs):
-            configs.append((f"random stack {len(configs) + 1}", image_size, convs))
+        input_shape, specs = (3, image_size, image_size), _stages(*convs)
+        try:
+            spec_output_shapes(input_shape, specs)
+        except ValueError:  # a map shrank away
+            continue
+        configs.append((f"random stack {len(configs) + 1}", input_shape, specs))
     return configs
 
 
@@ -104,10 +106,10 @@ def linear_in_features_cases(fn: Callable[..., int], hidden: bool = False) -> li
         generator = torch.Generator().manual_seed(case_seed(8, hidden, "linear_in_features"))
         configs += _random_feature_configs(generator, 12)
     cases = []
-    for description, image_size, convs in configs:
-        def run(image_size=image_size, convs=convs) -> None:
-            got = fn(image_size, [tuple(spec) for spec in convs])
-            expected = _features_by_model(image_size, convs)
+    for description, input_shape, specs in configs:
+        def run(input_shape=input_shape, specs=specs) -> None:
+            got = call_with_specs(fn, input_shape, specs)
+            expected = _features_by_model(input_shape, specs)
             if isinstance(got, torch.Tensor) and got.numel() == 1:
                 got = got.item()
             if isinstance(got, float):
@@ -117,16 +119,19 @@ def linear_in_features_cases(fn: Callable[..., int], hidden: bool = False) -> li
                 raise CaseFailed(f"returned {got!r}; expected an int", diagnosed=True)
             if got == expected:
                 return
+            last_channels = next((spec[1] for spec in reversed(specs) if spec[0] == "conv"),
+                                 input_shape[0])
             mistakes = [
-                (_features_with(image_size, convs, pool=False),
-                 "each convolution is followed by MaxPool2d(2), which halves height and width"),
-                (_features_with(image_size, convs, use_padding=False),
+                (_features_with(input_shape, specs, pool=False),
+                 "your code skips the pool specs: each ('pool', 2, 2, 0) is a MaxPool2d(2), "
+                 "which halves height and width"),
+                (_features_with(input_shape, specs, use_padding=False),
                  "you left out the padding: a convolution with padding p adds 2p to the size "
                  "before the kernel is applied"),
-                (_features_with(image_size, convs, ceil=True),
+                (_features_with(input_shape, specs, ceil=True),
                  "max pooling rounds down: a 7-pixel side gives 3, not 4"),
-                (_features_with(image_size, convs) // max(convs[-1][0], 1),
-                 f"multiply the spatial size by the number of channels ({convs[-1][0]}) of "
+                (_features_with(input_shape, specs, channels=False),
+                 f"multiply the spatial size by the number of channels ({last_channels}) of "
                  "the last convolution"),
             ]
             for wrong, explanation in mistakes:
@@ -134,8 +139,7 @@ def linear_in_features_cases(fn: Callable[..., int], hidden: bool = False) -> li
                     raise CaseFailed(f"returned {got}, but the real layers give {expected}: "
                                      f"{explanation}", diagnosed=True)
             raise CaseFailed(f"returned {got}, but the real layers give {expected}")
-        stack = ", ".join(f"conv({c}, k={k}, p={p})+pool" for c, k, p in convs)
-        cases.append(Case(f"{description}: {image_size}x{image_size} input, {stack}", run))
+        cases.append(Case(f"{description}: input {input_shape}, layers {specs}", run))
     return cases
 
 
@@ -580,11 +584,12 @@ def per_class_accuracy_cases(fn: Callable[..., torch.Tensor], hidden: bool = Fal
     return cases
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "linear_in_features": Exercise(
         linear_in_features_cases, "all {n} stacks agree with real layers.",
-        "after each convolution the side is n + 2p - k + 1, after each MaxPool2d(2) it is "
-        "halved and rounded down; multiply the last side squared by the last channel count."),
+        "go through the specs in order: each layer maps height and width by "
+        "(n + 2p - k) // s + 1 (a 5x5 conv with padding 2 keeps 32, a ('pool', 2, 2, 0) halves "
+        "it, rounding down); multiply the last height and width by the last conv's channels."),
     "relu_cnn": Exercise(
         relu_cnn_cases, "the layers, the 145,578 parameters and the output shape are right.",
         "Conv2d(3, 32, 5, padding=2), ReLU, MaxPool2d(2), and so on; Flatten, Linear(1024, 64), "
@@ -600,16 +605,12 @@ EXERCISES: dict[str, Exercise] = {
         per_class_accuracy_cases, "all {n} cases agree with the confusion matrix.",
         "for class c: (number of samples with label c predicted as c) / (number of samples "
         "with label c)."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_linear_in_features(fn: Callable[..., int]) -> None:
-    """Compare ``fn(image_size, convs)`` with the flattened size of real conv + pool layers."""
+    """Compare ``fn(input_shape, specs)`` with the flattened size of the real layers."""
     report(run_check("linear_in_features", fn))
 
 

@@ -6,9 +6,8 @@ so that a grader can run them with other seeds (``hidden=True``).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import torch
@@ -17,17 +16,19 @@ from torch import nn
 from torchvision.ops import Permute
 
 import cnn_course.summary as summary_module
+from cnn_course.arith import LayerSpec, spec_output_shapes
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
-    MethodViolation,
+    Exercises,
     as_tensor,
     case_seed,
     expect_close,
+    forbid,
     report,
 )
+from cnn_course.checks.pooling import call_with_specs
 from cnn_course.summary import model_summary
 
 # ---- integers -------------------------------------------------------------------------------
@@ -148,43 +149,48 @@ def mlp_params_cases(fn: Callable[[list[int]], int], hidden: bool = False) -> li
 
 # ---- Exercise 3: the in_features of the first Linear layer ----------------------------------
 
-def _shape_after(input_shape: tuple[int, int, int], specs: Sequence[tuple]) -> tuple[int, ...]:
-    from cnn_course.reference.fully_connected import layers_from_specs
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # leave the learner's seed alone
-        out = layers_from_specs(input_shape[0], specs)(torch.zeros(1, *input_shape))
-    return tuple(out.shape[1:])
+def _shape_after(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec]
+                 ) -> tuple[int, ...]:
+    """(C, H, W) that the real layers output, or the input's own shape if there are none."""
+    shapes = spec_output_shapes(input_shape, specs)
+    return shapes[-1] if shapes else tuple(input_shape)
 
 
-_FLATTEN_CONFIGS = [
+# (description, input (C, H, W), layer specs: the format of cnn_course.arith)
+_FLATTEN_CONFIGS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
     ("the CIFAR-10 model", (3, 32, 32),
-     [("conv", 32, 5, 1, 2), ("pool", 2, 2), ("conv", 32, 5, 1, 2), ("pool", 2, 2),
-      ("conv", 64, 5, 1, 2), ("pool", 2, 2)]),
+     [("conv", 32, 5, 1, 2), ("pool", 2, 2, 0), ("conv", 32, 5, 1, 2), ("pool", 2, 2, 0),
+      ("conv", 64, 5, 1, 2), ("pool", 2, 2, 0)]),
     ("LeNet-5 style, no padding", (1, 32, 32),
-     [("conv", 6, 5, 1, 0), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("pool", 2, 2)]),
+     [("conv", 6, 5, 1, 0), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
     ("MNIST, padding 2 then none", (1, 28, 28),
-     [("conv", 6, 5, 1, 2), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("pool", 2, 2)]),
+     [("conv", 6, 5, 1, 2), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
     ("no layers: Flatten on the input itself", (3, 8, 8), []),
-    ("non-square 40x24 input", (3, 40, 24), [("conv", 8, 3, 1, 1), ("pool", 2, 2)]),
+    ("non-square 40x24 input", (3, 40, 24), [("conv", 8, 3, 1, 1), ("pool", 2, 2, 0)]),
     ("stride 2 that does not divide evenly", (1, 28, 28),
-     [("conv", 4, 3, 2, 0), ("pool", 2, 2)]),
+     [("conv", 4, 3, 2, 0), ("pool", 2, 2, 0)]),
     ("overlapping pooling, AlexNet's first stage", (3, 227, 227),
-     [("conv", 96, 11, 4, 0), ("pool", 3, 2)]),
-    ("pooling first, odd size", (1, 15, 15), [("pool", 2, 2), ("conv", 5, 3, 1, 0)]),
+     [("conv", 96, 11, 4, 0), ("pool", 3, 2, 0)]),
+    ("padded pooling first, as in ResNet's stem", (1, 15, 15),
+     [("pool", 3, 2, 1), ("conv", 5, 3, 1, 0)]),
 ]
 
 
-def _random_specs(generator: torch.Generator) -> tuple[tuple[int, int, int], list[tuple]]:
+def _random_specs(generator: torch.Generator
+                  ) -> tuple[tuple[int, int, int], list[LayerSpec]]:
     def rand(low: int, high: int) -> int:
         return int(torch.randint(low, high, (1,), generator=generator))
     shape = (rand(1, 5), rand(20, 70), rand(20, 70))
-    specs, height, width = [], shape[1], shape[2]
+    specs: list[LayerSpec] = []
+    height, width = shape[1], shape[2]
     for _ in range(rand(1, 5)):
         if rand(0, 2):
             kernel, stride, padding = rand(1, 6), rand(1, 3), rand(0, 3)
-            spec = ("conv", rand(1, 40), kernel, stride, padding)
+            spec: LayerSpec = ("conv", rand(1, 40), kernel, stride, padding)
         else:
-            kernel, stride, padding = rand(2, 4), rand(1, 4), 0
-            spec = ("pool", kernel, stride)
+            kernel, stride = rand(2, 4), rand(1, 4)
+            padding = rand(0, kernel // 2 + 1)
+            spec = ("pool", kernel, stride, padding)
         if kernel > min(height, width) + 2 * padding or 2 * padding > kernel:
             continue
         specs.append(spec)
@@ -193,54 +199,45 @@ def _random_specs(generator: torch.Generator) -> tuple[tuple[int, int, int], lis
     return shape, specs
 
 
-def _size_with_pool_stride(input_shape: tuple[int, int, int], specs: Sequence[tuple],
-                           pool_stride: Callable[[int, int], int]) -> int | None:
-    """C * H * W from the real layers with each pooling layer's stride replaced by
-    ``pool_stride(kernel, stride)``: what a learner's rule for pooling computes (None if a map
-    shrinks away)."""
-    changed = [spec if spec[0] == "conv" else (spec[0], spec[1], pool_stride(spec[1], spec[2]))
-               for spec in specs]
+def _size_with_pools(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec],
+                     change: Callable[[LayerSpec], LayerSpec]) -> int | None:
+    """C * H * W from the real layers with each pool spec replaced by ``change(spec)``: what a
+    learner's rule for pooling computes (None if a map shrinks away)."""
     try:
-        return math.prod(_shape_after(input_shape, changed))
-    except RuntimeError:  # PyTorch: the output size would be below one pixel
+        return math.prod(_shape_after(input_shape, [
+            change(spec) if spec[0] == "pool" else spec for spec in specs]))
+    except ValueError:  # the output would be below one pixel
         return None
 
 
-def _diagnose_pool_stride(got: int, expected: int, real: str, input_shape: tuple[int, int, int],
-                          specs: Sequence[tuple]) -> None:
-    """Name a pooling rule that leaves out the stride: windows one pixel apart, or the size
-    divided by the kernel (right only where stride == kernel)."""
-    for pool_stride in (lambda k, s: 1, lambda k, s: k):
-        if got != _size_with_pool_stride(input_shape, specs, pool_stride) or got == expected:
+def _pool_rule(spec: LayerSpec) -> str:
+    _, kernel, stride, padding = spec
+    padded = f"n + 2*{padding}" if padding else "n"
+    return f"({padded} - {kernel}) // {stride} + 1"
+
+
+def _diagnose_pooling(got: int, expected: int, real: str, input_shape: tuple[int, int, int],
+                      specs: Sequence[LayerSpec]) -> None:
+    """Name a pooling rule that leaves out the stride (windows one pixel apart, or the size
+    divided by the kernel: right only where stride == kernel) or the padding."""
+    stride_rules = (lambda s: (*s[:2], 1, s[3]),      # windows one pixel apart
+                    lambda s: (*s[:2], s[1], s[3]))   # the size divided by the kernel
+    for changed in stride_rules:
+        if got != _size_with_pools(input_shape, specs, changed):
             continue
-        spec = next(spec for spec in specs if spec[0] == "pool" and
-                    pool_stride(spec[1], spec[2]) != spec[2])
-        _, kernel, stride = spec
+        spec = next(spec for spec in specs if spec[0] == "pool" and changed(spec) != spec)
+        _, kernel, stride, _ = spec
         pixels = f"{stride} pixel{'s' * (stride > 1)}"
         raise CaseFailed(f"returned {got}: your code ignores the pooling stride. {spec!r} moves "
                          f"its {kernel}x{kernel} window {pixels} at a time, so it maps a "
-                         f"size n to (n - {kernel}) // {stride} + 1; the real layers output "
+                         f"size n to {_pool_rule(spec)}; the real layers output "
                          f"{real} = {expected}", diagnosed=True)
-
-
-def _pool_spec_mismatch(fn: Callable[..., int], input_shape: tuple[int, int, int],
-                        specs: Sequence[tuple]) -> bool:
-    """True if ``fn`` runs once each pooling spec gets a fourth entry, a padding of 0: it was
-    written for Chapter 3's ("pool", kernel, stride, padding)."""
-    if not any(spec[0] == "pool" for spec in specs):
-        return False
-    four = [(*spec, 0) if spec[0] == "pool" else tuple(spec) for spec in specs]
-    try:
-        fn(tuple(input_shape), four)
-    except Exception:
-        return False
-    return True
-
-
-_POOL_SPEC_ADVICE = ('in this exercise a pooling spec is ("pool", kernel_size, stride): three '
-                     "entries and no padding. Chapter 3's pooled_shapes used four, "
-                     '("pool", kernel_size, stride, padding); here unpack it as '
-                     "_, kernel, stride = spec and use padding 0")
+    if got == _size_with_pools(input_shape, specs, lambda s: (*s[:3], 0)):
+        spec = next(spec for spec in specs if spec[0] == "pool" and spec[3])
+        raise CaseFailed(f"returned {got}: your code leaves out the pooling padding. {spec!r} "
+                         f"adds {spec[3]} pixel(s) on every side before its window slides, as a "
+                         f"convolution's padding does, so it maps a size n to {_pool_rule(spec)}; "
+                         f"the real layers output {real} = {expected}", diagnosed=True)
 
 
 def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
@@ -251,20 +248,13 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
     cases = []
     for description, input_shape, specs in configs:
         def run(input_shape=input_shape, specs=specs) -> None:
-            try:
-                raw = fn(tuple(input_shape), [tuple(s) for s in specs])
-            except (ValueError, IndexError, TypeError) as error:
-                if not _pool_spec_mismatch(fn, input_shape, specs):
-                    raise
-                raise CaseFailed(f"your code raised {type(error).__name__}: {error}; "
-                                 f"{_POOL_SPEC_ADVICE}", diagnosed=True) from None
-            got = _expect_int(raw)
+            got = _expect_int(call_with_specs(fn, input_shape, specs))
             channels, *spatial = _shape_after(input_shape, specs)
             expected = channels * math.prod(spatial)
             if got == expected:
                 return
             real = " x ".join(map(str, (channels, *spatial)))
-            _diagnose_pool_stride(got, expected, real, input_shape, specs)
+            _diagnose_pooling(got, expected, real, input_shape, specs)
             if got == math.prod(spatial) and channels > 1:
                 raise CaseFailed(f"returned {got} = {' x '.join(map(str, spatial))}, the size of "
                                  f"one feature map; Flatten keeps all {channels} channels, so "
@@ -333,18 +323,11 @@ _RUN_BATCHED = ("run a batch of one image, torch.zeros(1, *input_shape): nn.Flat
                 "along the wrong axes")
 
 
-@contextlib.contextmanager
-def _forbid_model_summary() -> Iterator[None]:
-    """Make ``cnn_course.summary.model_summary`` fail however the learner imported it."""
-    def refuse(*args, **kwargs):
-        raise MethodViolation("your function used cnn_course.summary.model_summary; the "
-                              "exercise is to walk the layers yourself")
-    saved = summary_module.LayerRow
-    summary_module.LayerRow = refuse  # model_summary builds its rows with it
-    try:
-        yield
-    finally:
-        summary_module.LayerRow = saved
+# model_summary builds its rows with summary.LayerRow: refusing it refuses model_summary however
+# the learner imported it.
+_MODEL_SUMMARY = [(summary_module, "LayerRow")]
+_NO_MODEL_SUMMARY = ("your function used cnn_course.summary.model_summary; the exercise is to "
+                     "walk the layers yourself")
 
 
 def _run_unbatched(model: nn.Sequential, input_shape: tuple[int, ...]
@@ -385,7 +368,7 @@ def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Cas
                 expected = [(r.kind, r.output_shape, r.params)
                             for r in model_summary(model, input_shape).rows]
                 unbatched, unbatched_error = _run_unbatched(model, input_shape)
-                with _forbid_model_summary():
+                with forbid(_MODEL_SUMMARY, _NO_MODEL_SUMMARY):
                     try:
                         got = fn(model, tuple(input_shape))
                     except (NotImplementedError, CaseFailed):
@@ -558,7 +541,7 @@ def one_hot_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list
     return cases
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "linear_params": Exercise(
         linear_params_cases, "all {n} layers agree with nn.Linear.",
         "a Linear(in, out) layer has an out x in weight matrix and one bias per output."),
@@ -567,9 +550,8 @@ EXERCISES: dict[str, Exercise] = {
         "add up linear_params(a, b) over consecutive pairs of sizes (a, b)."),
     "flatten_size": Exercise(
         flatten_size_cases, "all {n} cases agree with the real layers.",
-        "track (C, H, W) layer by layer: a conv sets C to its out_channels and shrinks H and W "
-        "by (n + 2p - k) // s + 1; a pool keeps C and shrinks H and W by (n - k) // s + 1; "
-        "the answer is C * H * W."),
+        "track (C, H, W) layer by layer: a conv sets C to its out_channels, a pool keeps C, and "
+        "both map H and W by (n + 2p - k) // s + 1; the answer is C * H * W."),
     "layer_table": Exercise(
         layer_table_cases, "all {n} models match the layers' real shapes and counts.",
         "start from x = torch.zeros(1, *input_shape); for each layer, x = layer(x), then record "
@@ -583,12 +565,8 @@ EXERCISES: dict[str, Exercise] = {
         one_hot_cases, "all {n} cases match F.one_hot.",
         "start from torch.zeros(len(labels), num_classes) and set a 1 in column labels[i] of "
         "each row i."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_linear_params(fn: Callable[..., int]) -> None:

@@ -6,25 +6,23 @@ so that a grader can run them with other seeds (``hidden=True``).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from cnn_course.arith import SPEC_FORMATS, LayerSpec, spec_output_shapes
 from cnn_course.checks.core import (
     Case,
     CaseFailed,
-    CheckResult,
     Exercise,
-    MethodViolation,
+    Exercises,
     as_tensor,
     case_seed,
     expect_close,
     expect_shape,
+    forbid,
     report,
 )
 
@@ -49,37 +47,11 @@ _POOL_FUNCTIONS = ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adapt
                    "adaptive_avg_pool2d", "lp_pool2d", "fractional_max_pool2d")
 
 
-@contextlib.contextmanager
-def _forbid(builtin_pooling: bool = True, autograd: bool = False) -> Iterator[None]:
-    """Make PyTorch's own pooling (and, for a backward pass, autograd) raise while the learner's
-    code runs, with a message that says why."""
-    def refuse_pooling(*args, **kwargs):
-        raise MethodViolation("your function called PyTorch's built-in pooling; the exercise "
-                              "is to compute it yourself")
-
-    def refuse_autograd(*args, **kwargs):
-        raise MethodViolation("your function used autograd; the exercise is to route the "
-                              "gradient yourself")
-
-    saved: list[tuple[object, str, object]] = []
-
-    def replace(owner: object, name: str, value: object) -> None:
-        if hasattr(owner, name):
-            saved.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, value)
-
-    try:
-        if builtin_pooling:
-            for name in _POOL_FUNCTIONS:
-                replace(F, name, refuse_pooling)
-                replace(torch, name, refuse_pooling)
-        if autograd:
-            replace(torch.autograd, "backward", refuse_autograd)
-            replace(torch.autograd, "grad", refuse_autograd)
-        yield
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
+_BUILTIN_POOLING = [(owner, name) for name in _POOL_FUNCTIONS for owner in (F, torch)]
+_AUTOGRAD = [(torch.autograd, "backward"), (torch.autograd, "grad")]
+_NO_BUILTIN_POOLING = ("your function called PyTorch's built-in pooling; the exercise is to "
+                       "compute it yourself")
+_NO_AUTOGRAD = "your function used autograd; the exercise is to route the gradient yourself"
 
 
 def _make_input(shape: tuple[int, ...], negative: bool, generator: torch.Generator
@@ -172,7 +144,7 @@ def _pool_cases(kind: str, fn: PoolFn, hidden: bool) -> list[Case]:
 
         def run(x=x, kernel=kernel, stride=stride, padding=padding, stride_given=stride_given,
                 effective=effective) -> None:
-            with _forbid():
+            with forbid(_BUILTIN_POOLING, _NO_BUILTIN_POOLING):
                 if stride_given:
                     got = fn(x.clone(), kernel, stride=stride, padding=padding)
                 else:
@@ -289,7 +261,7 @@ def max_pool2d_backward_cases(fn: Callable[..., torch.Tensor], hidden: bool = Fa
         grad_output = torch.randn(out_shape, generator=generator)
 
         def run(x=x, grad_output=grad_output, kernel=kernel, stride=stride) -> None:
-            with _forbid(autograd=True):
+            with forbid(_BUILTIN_POOLING, _NO_BUILTIN_POOLING), forbid(_AUTOGRAD, _NO_AUTOGRAD):
                 got = fn(x.clone(), grad_output.clone(), kernel, stride)
             got = as_tensor(got, "the gradient")
             expected = _autograd_pool_grad(F.max_pool2d, x, grad_output, kernel, stride)
@@ -317,8 +289,7 @@ def max_pool2d_backward_cases(fn: Callable[..., torch.Tensor], hidden: bool = Fa
 
 # ---- shapes through a conv-pool stack -------------------------------------------------------
 
-LayerSpec = tuple
-# (description, input (C, H, W), layers)
+# (description, input (C, H, W), layer specs: the format of cnn_course.arith)
 _STACKS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
     ("LeNet-5's feature extractor", (1, 32, 32),
      [("conv", 6, 5, 1, 0), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
@@ -334,46 +305,37 @@ _STACKS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
      [("pool", 2, 2, 0), ("conv", 4, 4, 3, 1), ("pool", 2, 1, 0)]),
 ]
 
-
-def build_stack(in_channels: int, layers: Sequence[LayerSpec]) -> nn.Sequential:
-    """The real ``nn.Sequential`` a list of layer tuples describes (pooling as max pooling)."""
-    modules: list[nn.Module] = []
-    channels = in_channels
-    for layer in layers:
-        if layer[0] == "conv":
-            _, out_channels, kernel, stride, padding = layer
-            modules.append(nn.Conv2d(channels, out_channels, kernel, stride, padding))
-            channels = out_channels
-        elif layer[0] == "pool":
-            _, kernel, stride, padding = layer
-            modules.append(nn.MaxPool2d(kernel, stride, padding))
-        else:
-            raise ValueError(f"unknown layer kind {layer[0]!r}: use 'conv' or 'pool'")
-    return nn.Sequential(*modules)
+# For code that unpacks a pool spec as three entries, without the padding.
+POOL_SPEC_ADVICE = (f"a pooling spec has four entries, {SPEC_FORMATS['pool']}: like a conv "
+                    "spec, it ends with the padding; unpack it as "
+                    "_, kernel, stride, padding = spec")
 
 
-def real_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec]
-                ) -> list[tuple[int, int, int]]:
-    """Run the real stack on zeros and record (C, H, W) after each layer."""
-    return list(_real_shapes(tuple(input_shape), tuple(tuple(layer) for layer in layers)))
+def call_with_specs(fn: Callable, input_shape: Sequence[int], specs: Sequence[LayerSpec]
+                    ) -> object:
+    """``fn(input_shape, specs)`` on fresh copies. If it fails where it would run with each pool
+    spec cut to three entries (no padding), say so instead of showing the bare error.
 
-
-@functools.lru_cache(maxsize=64)
-@torch.no_grad()
-def _real_shapes(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...]
-                 ) -> tuple[tuple[int, int, int], ...]:
-    x = torch.zeros(1, *input_shape)
-    shapes = []
-    for module in build_stack(input_shape[0], layers):
-        x = module(x)
-        shapes.append(tuple(x.shape[1:]))
-    return tuple(shapes)
+    The checkers of Chapters 4 and 8, whose exercises take the same layer specs, call it too.
+    """
+    try:
+        return fn(tuple(input_shape), [tuple(spec) for spec in specs])
+    except (ValueError, IndexError, TypeError) as error:
+        if not any(spec[0] == "pool" for spec in specs):
+            raise
+        short = [tuple(spec[:3]) if spec[0] == "pool" else tuple(spec) for spec in specs]
+        try:
+            fn(tuple(input_shape), short)
+        except Exception:
+            raise error from None
+        raise CaseFailed(f"your code raised {type(error).__name__}: {error}; "
+                         f"{POOL_SPEC_ADVICE}", diagnosed=True) from None
 
 
 def _mistaken_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec], *,
                      keep_channels: bool = False, pool_stride_one: bool = False,
-                     round_up: bool = False, square: bool = False, no_padding: bool = False
-                     ) -> list[tuple[int, int, int]]:
+                     round_up: bool = False, square: bool = False, no_padding: bool = False,
+                     no_pool_padding: bool = False) -> list[tuple[int, int, int]]:
     channels, height, width = input_shape
     shapes = []
     for layer in layers:
@@ -383,6 +345,7 @@ def _mistaken_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec], *,
         else:
             _, kernel, stride, padding = layer
             stride = 1 if pool_stride_one else stride
+            padding = 0 if no_pool_padding else padding
         padding = 0 if no_padding else padding
         rounding = math.ceil if round_up else math.floor
         height = rounding((height + 2 * padding - kernel) / stride) + 1
@@ -401,6 +364,8 @@ _SHAPE_MISTAKES = {
     "square": "the input is not square: compute the height and the width each with their own "
               "size",
     "no_padding": "you left out the padding: it adds 2p to the size before the window slides",
+    "no_pool_padding": "you left out the pooling layer's padding: a pool spec's last entry pads "
+                       "like a convolution's, o = (n + 2p - k) // s + 1",
 }
 
 
@@ -439,16 +404,15 @@ def pooled_shapes_cases(fn: Callable[..., list], hidden: bool = False) -> list[C
                 layers.append(("conv", 4 + step, k, s, p) if step % 2 == 0 else
                               ("pool", k, s, p))
             try:
-                real_shapes(size, layers)
-            except RuntimeError:  # the random stack shrank below one pixel
+                spec_output_shapes(size, layers)
+            except ValueError:  # the random stack shrank below one pixel
                 continue
             stacks.append((f"random stack on {size}", size, layers))
     cases = []
     for description, input_shape, layers in stacks:
         def run(input_shape=input_shape, layers=layers) -> None:
-            got = _as_shape_list(fn(tuple(input_shape), [tuple(layer) for layer in layers]),
-                                 len(layers))
-            expected = real_shapes(input_shape, layers)
+            got = _as_shape_list(call_with_specs(fn, input_shape, layers), len(layers))
+            expected = spec_output_shapes(input_shape, layers)
             if got == expected:
                 return
             for flag, explanation in _SHAPE_MISTAKES.items():
@@ -461,7 +425,7 @@ def pooled_shapes_cases(fn: Callable[..., list], hidden: bool = False) -> list[C
     return cases
 
 
-EXERCISES: dict[str, Exercise] = {
+EXERCISES = Exercises({
     "max_pool2d": Exercise(
         max_pool2d_cases, "all {n} cases match F.max_pool2d.",
         "pad with -inf, then window (i, j) covers rows i*s .. i*s+k-1 and columns j*s .. j*s+k-1 "
@@ -478,12 +442,8 @@ EXERCISES: dict[str, Exercise] = {
         pooled_shapes_cases, "all {n} stacks give the shapes the real layers produce.",
         "for every layer o = (n + 2p - k) // s + 1 for height and width separately; a conv "
         "sets the channels to out_channels, a pooling keeps them."),
-}
-
-
-def run_check(exercise: str, fn: Callable, hidden: bool = False) -> CheckResult:
-    """Run one exercise's cases without printing (used by tests and grading)."""
-    return EXERCISES[exercise].run(exercise, fn, hidden)
+})
+run_check = EXERCISES.run_check
 
 
 def check_max_pool2d(fn: PoolFn) -> None:

@@ -25,7 +25,8 @@ from cnn_course.data import (
     to_float_images,
 )
 from cnn_course.models import count_params
-from cnn_course.training import History, fit
+from cnn_course.training import History, Recipe, fit_recipe
+from cnn_course.training import make_optimizer as make_optimizer  # re-exported for Chapter 8
 
 DATASET_NAME = "CIFAR-10 (JPEG mirror)"
 
@@ -149,30 +150,6 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4,
 
 # ---- training -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a model is trained in this chapter (every run of the book uses one of these)."""
-
-    epochs: int
-    batch_size: int = 128
-    optimizer: str = "adamw"        # "adamw" or "sgd" (with Nesterov momentum 0.9)
-    max_lr: float = 3e-3            # peak learning rate of the one-cycle schedule
-    weight_decay: float = 5e-2
-    label_smoothing: float = 0.0
-    augment: bool = False           # random crop (padding 4) and horizontal flip, per batch
-    channels_last: bool = False     # memory layout of inputs and model
-
-
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.max_lr,
-                                 weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.max_lr, momentum=0.9,
-                               nesterov=True, weight_decay=recipe.weight_decay)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}: use 'adamw' or 'sgd'")
-
-
 AugmentFn = Callable[..., torch.Tensor]
 
 
@@ -201,24 +178,14 @@ def train(model: nn.Module, data: CifarTensors, recipe: Recipe, seed: int = 0,
           log: Callable[[str], None] | None = print, progress: bool = False,
           augment_fn: AugmentFn | None = None) -> History:
     """Train ``model`` (already on the data's device) with ``recipe``: shuffled mini-batches,
-    AdamW or SGD, and a one-cycle learning-rate schedule stepped every batch. Evaluates on
-    the test split after every epoch."""
+    AdamW or SGD, and a one-cycle learning-rate schedule stepped every batch
+    (:func:`cnn_course.training.fit_recipe`). Evaluates on the test split after every epoch."""
     torch.manual_seed(seed)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
     batches = train_batches(data, recipe, seed, augment_fn)
     test = TensorBatches(data.x_test, data.y_test, batch_size=1000)
-    optimizer = make_optimizer(model, recipe)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.max_lr, epochs=recipe.epochs, steps_per_epoch=len(batches))
-
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
-                ) -> torch.Tensor:
-        smoothing = recipe.label_smoothing if model.training else 0.0
-        return F.cross_entropy(logits, labels, reduction=reduction, label_smoothing=smoothing)
-
-    return fit(model, batches, test, optimizer, recipe.epochs, scheduler=scheduler,
-               loss_fn=loss_fn, progress=progress, log=log)
+    return fit_recipe(model, batches, test, recipe, progress=progress, log=log)
 
 
 # ---- evaluation -----------------------------------------------------------------------------

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
+from cnn_course.arith import LayerSpec
 from cnn_course.lessons.cifar import per_class_accuracy, random_crop_flip, tutorial_cnn
+from cnn_course.reference.fully_connected import flatten_size
 
 __all__ = ["linear_in_features", "per_class_accuracy", "random_crop_flip", "relu_cnn"]
 
 
-def linear_in_features(image_size: int, convs: list[tuple[int, int, int]]) -> int:
-    """Inputs of the first Linear layer after a stack of convolutions, each followed by
-    ``MaxPool2d(2)``.
+def linear_in_features(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec]) -> int:
+    """The ``in_features`` of the first Linear layer after the layers in ``specs`` (layer specs:
+    the tutorial network is three ``("conv", c, 5, 1, 2), ("pool", 2, 2, 0)`` pairs).
 
-    ``convs`` lists ``(out_channels, kernel_size, padding)`` for each stride-1 convolution.
+    input_shape: (C, H, W) of one image. It is Chapter 4's ``flatten_size``: the values per
+    image that ``nn.Flatten`` hands on.
     """
-    side = image_size
-    for _, kernel_size, padding in convs:
-        side = side + 2 * padding - kernel_size + 1   # the convolution
-        side = side // 2                              # the pooling rounds down
-    return convs[-1][0] * side * side
+    return flatten_size(input_shape, specs)
 
 
 def relu_cnn() -> nn.Sequential:

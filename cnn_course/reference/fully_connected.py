@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-from cnn_course.arith import conv_output_size, linear_params  # noqa: F401  (re-exported)
+from cnn_course.arith import LayerSpec, conv_output_size, linear_params  # noqa: F401  (re-exported)
 from cnn_course.lessons.fully_connected import ink_features, one_hot  # noqa: F401  (re-exported)
+from cnn_course.reference.pooling import pooled_shapes
 
-# A layer spec: ("conv", out_channels, kernel_size, stride, padding) or
-# ("pool", kernel_size, stride), as used by ``flatten_size``.
-LayerSpec = tuple
-
+# The CIFAR-10 model's convolutions and poolings, as layer specs (see cnn_course.arith).
 CIFAR10_SPECS: list[LayerSpec] = [
-    ("conv", 32, 5, 1, 2), ("pool", 2, 2),
-    ("conv", 32, 5, 1, 2), ("pool", 2, 2),
-    ("conv", 64, 5, 1, 2), ("pool", 2, 2),
+    ("conv", 32, 5, 1, 2), ("pool", 2, 2, 0),
+    ("conv", 32, 5, 1, 2), ("pool", 2, 2, 0),
+    ("conv", 64, 5, 1, 2), ("pool", 2, 2, 0),
 ]
 
 
@@ -29,36 +28,13 @@ def mlp_params(sizes: Sequence[int]) -> int:
 
 
 def flatten_size(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec]) -> int:
-    """Number of values per image that ``nn.Flatten`` produces after the layers in ``specs``.
+    """Number of values per image that ``nn.Flatten`` produces after the layers in ``specs``
+    (layer specs, as in Chapter 3's ``pooled_shapes``).
 
     input_shape: (C, H, W) of one image, without the batch dimension.
     """
-    channels, height, width = input_shape
-    for spec in specs:
-        if spec[0] == "conv":
-            _, channels, kernel, stride, padding = spec
-        else:
-            _, kernel, stride = spec
-            padding = 0
-        height = conv_output_size(height, kernel, padding=padding, stride=stride)
-        width = conv_output_size(width, kernel, padding=padding, stride=stride)
-    return channels * height * width
-
-
-def layers_from_specs(in_channels: int, specs: Sequence[LayerSpec]) -> nn.Sequential:
-    """The real ``nn.Conv2d``/``nn.MaxPool2d`` layers that ``specs`` describe."""
-    layers: list[nn.Module] = []
-    for spec in specs:
-        if spec[0] == "conv":
-            _, out_channels, kernel, stride, padding = spec
-            layers.append(nn.Conv2d(in_channels, out_channels, kernel, stride, padding))
-            in_channels = out_channels
-        elif spec[0] == "pool":
-            _, kernel, stride = spec
-            layers.append(nn.MaxPool2d(kernel, stride))
-        else:
-            raise ValueError(f"unknown layer spec {spec!r}: use 'conv' or 'pool'")
-    return nn.Sequential(*layers)
+    shapes = pooled_shapes(input_shape, specs)
+    return math.prod(shapes[-1] if shapes else input_shape)
 
 
 def layer_table(model: nn.Sequential, input_shape: tuple[int, ...]

@@ -19,6 +19,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from cnn_course.models import lenet5_for_mnist
+
 Tensors = list[torch.Tensor]
 
 
@@ -98,18 +100,12 @@ def adamw_step(params: Tensors, grads: Tensors, state: dict, lr: float = 0.001,
 # ---- the network the chapter trains ----------------------------------------------------------
 
 def lenet5() -> nn.Sequential:
-    """LeNet-5 for 28x28 MNIST digits, with ReLU and max pooling.
+    """The course's LeNet-5 for 28x28 MNIST digits (:func:`cnn_course.models.lenet5_for_mnist`),
+    with ReLU and max pooling, as a plain ``nn.Sequential`` of the same named layers.
 
     conv 1->6 5x5 padding 2 -> [6, 28, 28], pool -> 14x14, conv 6->16 5x5 -> [16, 10, 10],
     pool -> 5x5, then 400 -> 120 -> 84 -> 10. Input [N, 1, 28, 28], output logits [N, 10].
     """
-    return nn.Sequential(OrderedDict([
-        ("c1", nn.Conv2d(1, 6, kernel_size=5, padding=2)), ("act1", nn.ReLU()),
-        ("s2", nn.MaxPool2d(2)),
-        ("c3", nn.Conv2d(6, 16, kernel_size=5)), ("act3", nn.ReLU()),
-        ("s4", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()),
-        ("c5", nn.Linear(400, 120)), ("act5", nn.ReLU()),
-        ("f6", nn.Linear(120, 84)), ("act6", nn.ReLU()),
-        ("output", nn.Linear(84, 10)),
-    ]))
+    # The layers are registered in the order the forward pass runs them, so a Sequential of
+    # them computes the same function; the chapter prints the network as that Sequential.
+    return nn.Sequential(OrderedDict(lenet5_for_mnist().named_children()))

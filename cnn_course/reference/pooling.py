@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from cnn_course.arith import conv_output_size
-
-LayerSpec = tuple
+from cnn_course.arith import LayerSpec, check_specs, conv_output_size
 
 
 def _windows(x: torch.Tensor, kernel_size: int, stride: int, padding: int,
@@ -68,12 +66,13 @@ def pooled_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec]
                   ) -> list[tuple[int, int, int]]:
     """Shape (C, H, W) after each layer of a stack, without running it.
 
-    ``layers`` holds ``("conv", out_channels, kernel_size, stride, padding)`` and
-    ``("pool", kernel_size, stride, padding)`` tuples (pooling: max or average alike).
+    ``layers`` holds layer specs (:mod:`cnn_course.arith`): ``("conv", out_channels,
+    kernel_size, stride, padding)`` and ``("pool", kernel_size, stride, padding)``; pooling,
+    max or average, gives the same shapes.
     """
     channels, height, width = input_shape
     shapes = []
-    for layer in layers:
+    for layer in check_specs(layers):
         if layer[0] == "conv":
             _, channels, kernel, stride, padding = layer
         else:
