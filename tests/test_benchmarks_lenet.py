@@ -105,6 +105,7 @@ def test_benchmark_train_recipe_reports_each_epoch(root):
     assert history.test_acc == accuracies
 
 
+@pytest.mark.slow  # the whole benchmark, on data subsets
 def test_quick_benchmark_prints_every_report_line(root, tmp_path):
     output = tmp_path / "lenet.json"
     try:

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from spec_mistakes import three_entry_flat_size
 from torch import nn
 
 from cnn_course.checks import cifar as checks
@@ -61,17 +62,7 @@ def test_in_features_mistakes_are_named():
 
 
 def test_in_features_with_three_entry_pool_specs_is_named():
-    def three_entries(input_shape, specs):
-        c, h, w = input_shape
-        for spec in specs:
-            if spec[0] == "conv":
-                _, c, k, s, p = spec
-            else:
-                _, k, s = spec
-                p = 0
-            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        return c * h * w
-    message = failure("linear_in_features", three_entries)
+    message = failure("linear_in_features", three_entry_flat_size)
     assert "four entries" in message and "_, kernel, stride, padding = spec" in message
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from spec_mistakes import three_entry_flat_size
 from torch import nn
 
 import cnn_course.summary as summary_module
@@ -133,22 +134,8 @@ def test_in_features_ignoring_stride_is_caught_on_its_case():
     assert not result.passed and "stride 2" in result.message
 
 
-def _three_entry_pools(input_shape, specs):
-    """Pool specs unpacked as ("pool", kernel, stride), with no padding."""
-    channels, height, width = input_shape
-    for spec in specs:
-        if spec[0] == "conv":
-            _, channels, kernel, stride, padding = spec
-        else:
-            _, kernel, stride = spec
-            padding = 0
-        height = (height + 2 * padding - kernel) // stride + 1
-        width = (width + 2 * padding - kernel) // stride + 1
-    return channels * height * width
-
-
 def test_pool_spec_unpacked_as_three_entries_is_named():
-    result = run("flatten_size", _three_entry_pools)
+    result = run("flatten_size", three_entry_flat_size)
     assert not result.passed and "too many values to unpack" in result.message
     assert '("pool", kernel_size, stride, padding)' in result.message
     assert "four entries" in result.message and "Hint" not in result.message

@@ -4,6 +4,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from spec_mistakes import three_entry_pool_shapes
 
 from cnn_course.arith import spec_output_shapes
 from cnn_course.checks import pooling as checks
@@ -259,19 +260,7 @@ def test_shape_return_types_are_explained():
 
 
 def test_pool_specs_unpacked_as_three_entries_are_named():
-    def three_entries(input_shape, layers):
-        c, h, w = input_shape
-        out = []
-        for layer in layers:
-            if layer[0] == "conv":
-                _, c, k, s, p = layer
-            else:
-                _, k, s = layer
-                p = 0
-            h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-            out.append((c, h, w))
-        return out
-    result = run("pooled_shapes", three_entries)
+    result = run("pooled_shapes", three_entry_pool_shapes)
     assert not result.passed and "too many values to unpack" in result.message
     assert '("pool", kernel_size, stride, padding)' in result.message
     assert "_, kernel, stride, padding = spec" in result.message and "Hint" not in result.message

@@ -231,6 +231,7 @@ def _cifar_available() -> bool:
     return True
 
 
+@pytest.mark.slow  # the whole benchmark, on data subsets
 def test_benchmark_quick_run_writes_every_part(tmp_path):
     if not _cifar_available():
         pytest.skip("CIFAR-10 is not available (set CNN_COURSE_DATA_MIRROR; CI does)")
