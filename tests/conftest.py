@@ -39,6 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         heavy = [marker for marker in HEAVY_MARKERS if marker in item.keywords]
         if "browser" in heavy and "site" in heavy:
             heavy.remove("site")  # its reason already says so
+        if heavy:
             reasons = " and ".join(HEAVY_MARKERS[marker] for marker in heavy)
             item.add_marker(pytest.mark.skip(
                 reason=f"{reasons}: run `python -m pytest --run-all` (after "

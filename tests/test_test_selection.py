@@ -1,42 +1,41 @@
 """What a plain ``python -m pytest`` runs: the heavy tests are skipped, with a reason."""
 
-import subprocess
-import sys
-import textwrap
-
-import pytest
+import conftest
 
 
-def _pytest(folder, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           "-rs", *args, str(folder)], capture_output=True, text=True,
-                          timeout=120, cwd=folder)
+class _Config:
+    def __init__(self, run_all: bool) -> None:
+        self.run_all = run_all
+
+    def getoption(self, name: str) -> bool:
+        assert name == "--run-all"
+        return self.run_all
 
 
-@pytest.mark.slow  # two runs of pytest in subprocesses
-def test_heavy_tests_are_skipped_unless_run_all(tmp_path, root):
-    (tmp_path / "conftest.py").write_text((root / "tests" / "conftest.py").read_text())
-    (tmp_path / "test_example.py").write_text(textwrap.dedent("""
-        import pytest
+class _Item:
+    def __init__(self, *markers: str) -> None:
+        self.keywords = {"test_example", *markers}
+        self.skips: list[str] = []
 
-        def test_unit():
-            pass
+    def add_marker(self, marker) -> None:
+        assert marker.name == "skip"
+        self.skips.append(marker.kwargs["reason"])
 
-        @pytest.mark.site
-        def test_needs_site():
-            raise AssertionError("ran a site test")
 
-        @pytest.mark.notebooks
-        def test_runs_notebooks():
-            raise AssertionError("ran a notebook test")
-    """))
-    plain = _pytest(tmp_path)
-    assert plain.returncode == 0, plain.stdout
-    assert "1 passed, 2 skipped" in plain.stdout
-    assert "needs the built site" in plain.stdout and "executes notebooks" in plain.stdout
-    assert "--run-all" in plain.stdout  # the reason says how to run them
-    everything = _pytest(tmp_path, "--run-all")
-    assert "2 failed, 1 passed" in everything.stdout
+def test_heavy_tests_are_skipped_unless_run_all():
+    unit, site, browser, notebooks, slow = (
+        _Item(), _Item("site"), _Item("browser", "site"), _Item("notebooks"), _Item("slow"))
+    items = [unit, site, browser, notebooks, slow]
+    conftest.pytest_collection_modifyitems(_Config(run_all=False), items)
+    assert unit.skips == []
+    assert site.skips[0].startswith("needs the built site:")
+    assert browser.skips[0].startswith("needs Chromium and the built site:")  # said once
+    assert notebooks.skips[0].startswith("executes notebooks:")
+    assert slow.skips[0].startswith("takes more than a few seconds:")
+    assert all("--run-all" in item.skips[0] for item in items[1:])  # says how to run them
+    everything = [_Item("site"), _Item("notebooks"), _Item("slow")]
+    conftest.pytest_collection_modifyitems(_Config(run_all=True), everything)
+    assert all(item.skips == [] for item in everything)
 
 
 def test_every_test_module_that_needs_the_site_or_notebooks_is_marked(root):
