@@ -47,11 +47,12 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
                 loss_fn: Callable = nn.functional.cross_entropy,
-                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                progress: tqdm | None = None) -> tuple[float, float]:
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+                ) -> tuple[float, float]:
     """One pass over ``batches``; returns (mean loss, accuracy) measured while training.
 
-    ``scheduler`` is stepped after every batch (as one-cycle schedules expect).
+    ``scheduler`` is stepped after every batch (as one-cycle schedules expect). For a progress
+    bar, :func:`fit` wraps the batches.
     """
     device = _model_device(model)
     model.train()
@@ -71,8 +72,6 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
         total_loss += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
-        if progress is not None:
-            progress.update(1)
     return total_loss.item() / seen, correct.item() / seen
 
 
