@@ -625,3 +625,20 @@ def test_options_may_come_before_a_double_dash_and_the_folder(tmp_path, fake, ca
     folder = make_class(tmp_path / "-odd", ["a_solved.ipynb"])
     status, out, _ = run(["--shard", "1/1", "--seed", 3, "--", folder], capsys)
     assert status == 0 and "1 submission" in out
+
+
+def test_a_package_under_tmp_is_bound_over_the_sandbox_scratch(monkeypatch, tmp_path):
+    """bwrap applies its mounts in order: the scratch /tmp must come before the read-only
+    folders, or a checkout or virtual environment under /tmp would be hidden by it."""
+    from cnn_course.grading import sandbox
+
+    package = tmp_path / "checkout" / "cnn_course"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "_readable_paths", lambda: [package])
+    args = sandbox.bwrap_command("bwrap", ["python"], sandbox.SandboxLimits(), {}, 3)
+    scratch = args.index("--tmpfs")
+    assert args[scratch + 1] == "/tmp"
+    bound = args.index(str(package))
+    assert args[bound - 1] == "--ro-bind" and bound > scratch
+    # The folders above the package are made inside the scratch, /tmp itself is left writable.
+    assert "/tmp" not in [args[i + 1] for i, a in enumerate(args) if a == "--dir"]

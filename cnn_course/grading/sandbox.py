@@ -99,7 +99,11 @@ def bwrap_command(bwrap: str, command: list[str], limits: SandboxLimits,
         if Path(system).exists():
             args += ["--ro-bind", system, system] if not Path(system).is_symlink() \
                 else ["--symlink", os.readlink(system), system]
-    made: set[Path] = set()
+    # The scratch /tmp comes before the read-only folders, so that a package or virtual
+    # environment that lives under /tmp is bound on top of it instead of hidden by it.
+    args += ["--dev", "/dev", "--proc", "/proc",
+             "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp"]
+    made: set[Path] = {Path("/tmp")}  # already there, and writable by the learner
     for path in _readable_paths():
         if any(path.is_relative_to(s) for s in map(Path, _SYSTEM_DIRS)):
             continue
@@ -109,9 +113,7 @@ def bwrap_command(bwrap: str, command: list[str], limits: SandboxLimits,
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--dev", "/dev", "--proc", "/proc",
-             "--perms", "1777", "--size", str(limits.scratch), "--tmpfs", "/tmp",
-             "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+    args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
              "--unshare-cgroup-try", "--die-with-parent", "--new-session",
              "--chdir", "/tmp", "--clearenv"]
     if os.geteuid() == 0:
