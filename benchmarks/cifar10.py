@@ -66,9 +66,9 @@ PARTS = ("accuracy", "tutorial", "pipeline", "speed")
 # The chapter's recipes: (description, model builder, recipe) for each accuracy run.
 RECIPES: dict[str, tuple[str, Callable[[], nn.Module], Recipe]] = {
     "published": ("tutorial network as published (no activation)",
-                  lambda: tutorial_cnn(relu=False), Recipe(epochs=5)),
+                  lambda: tutorial_cnn(relu=False), Recipe(epochs=8)),
     "linear": ("as published, average pooling: a linear classifier",
-               lambda: tutorial_cnn(relu=False, pooling=nn.AvgPool2d), Recipe(epochs=5)),
+               lambda: tutorial_cnn(relu=False, pooling=nn.AvgPool2d), Recipe(epochs=8)),
     "relu": ("tutorial network with ReLU", lambda: tutorial_cnn(relu=True), Recipe(epochs=8)),
     "improved": ("improved: batch norm, wider, augmentation", improved_cnn,
                  Recipe(epochs=10, optimizer="sgd", max_lr=0.1, weight_decay=5e-4,

@@ -105,6 +105,22 @@ def test_sigmoid_grad_mistakes():
     assert run("sigmoid_grad", lambda x: torch.sigmoid(x) * (1 - torch.sigmoid(x))).passed
 
 
+def test_derivative_formula_applied_to_the_input_is_named():
+    sigmoid_of_input = failed_with("sigmoid_grad", lambda x: x * (1 - x), "to the input",
+                                   "x · (1 - x)", "sigmoid's output σ(x)")
+    assert "Hint" not in sigmoid_of_input.message
+    tanh_of_input = failed_with("tanh_grad", lambda x: 1 - x ** 2, "to the input", "1 - x²",
+                                "tanh's output")
+    assert "Hint" not in tanh_of_input.message
+    for exercise, wrong in [("sigmoid_grad", lambda x: x - x * x),
+                            ("tanh_grad", lambda x: 1 - x * x)]:
+        result = run(exercise, wrong, hidden=True)
+        assert not result.passed and "to the input" in result.message
+    # the right formulas, written with the function's output, pass
+    assert run("sigmoid_grad", reference.sigmoid_grad, hidden=True).passed
+    assert run("tanh_grad", reference.tanh_grad, hidden=True).passed
+
+
 def test_tanh_mistakes():
     textbook = lambda x: (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))  # noqa: E731
     failed_with("tanh", textbook, "inf / inf", "2σ(2x) - 1")
@@ -157,12 +173,40 @@ def test_naive_softmax_overflows():
     failed_with("softmax", naive_softmax, "[1000, -1000]", "subtract the max")
 
 
+def test_softmax_checks_hold_rows_near_1000_and_near_minus_1000_in_one_batch():
+    for hidden in (False, True):
+        inputs = checks._softmax_inputs(hidden)
+        assert any(x.dim() > 1 and (x.amax(dim) > 900).any() and (x.amax(dim) < -900).any()
+                   for _, x, dim in inputs), hidden
+
+
 def test_softmax_global_max_is_caught():
     def global_max(x, dim=-1):
         exps = torch.exp(x - x.max())
         return exps / exps.sum(dim=dim, keepdim=True)
-    failed_with("softmax", global_max, "rows at very different levels", "not the maximum of "
-                "the whole tensor")
+
+    def global_max_with_eps(x, dim=-1):  # 0 instead of nan in the rows far below
+        exps = torch.exp(x - torch.max(x))
+        return exps / (exps.sum(dim=dim, keepdim=True) + 1e-12)
+    for wrong in (global_max, global_max_with_eps):
+        for hidden in (False, True):
+            result = run("softmax", wrong, hidden=hidden)
+            assert not result.passed
+            assert "rows at very different levels" in result.message, result.message
+            assert "maximum of the whole tensor" in result.message, result.message
+            assert "each row's own maximum" in result.message, result.message
+            assert "Hint" not in result.message
+    assert run("softmax", reference.softmax, hidden=True).passed
+
+
+def test_softmax_global_max_diagnosis_needs_the_underflowing_rows():
+    x = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -999.0, -998.0]])
+    right = torch.softmax(x, -1)
+    assert not checks._shifted_by_the_global_max(x, right, -1)
+    uniform = torch.full_like(x, 1 / 3)  # wrong, but not that mistake
+    assert not checks._shifted_by_the_global_max(x, uniform, -1)
+    near = torch.tensor([[3.0, 1.0], [2.0, 0.0]])  # no row far below: nothing underflows
+    assert not checks._shifted_by_the_global_max(near, torch.zeros(2, 2), -1)
 
 
 def test_softmax_wrong_dim_is_caught():

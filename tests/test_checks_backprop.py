@@ -147,15 +147,36 @@ def test_relu_backward_mistakes_are_named():
 
 
 def test_sigmoid_backward_mistakes_are_named():
+    assert run("sigmoid_backward", reference.sigmoid_backward).passed
     assert_caught("sigmoid_backward", lambda dout, out: out * (1 - out), "multiply by dout")
     assert_caught("sigmoid_backward",
                   lambda dout, out: dout * torch.sigmoid(out) * (1 - torch.sigmoid(out)),
                   "already the sigmoid's output")
 
 
+def test_sigmoid_derivative_applied_to_the_pre_activation_is_named():
+    """s(1 - s) written with the sigmoid's input x (recovered here from out) instead of s."""
+    def on_the_input(dout, out):
+        x = torch.log(out / (1 - out))  # the pre-activation
+        return dout * x * (1 - x)
+    result = assert_caught("sigmoid_backward", on_the_input, "sigmoid's input",
+                           "pre-activation", "dout * out * (1 - out)")
+    assert "multiply by dout)" not in result.message
+
+    def on_the_input_without_dout(dout, out):
+        x = torch.log(out / (1 - out))
+        return x * (1 - x)
+    assert_caught("sigmoid_backward", on_the_input_without_dout, "pre-activation",
+                  "and multiply by dout")
+
+
 def softmax_ce(shift=True, mean=True, divide=True, sign=1.0, onehot=True):
+    """shift: True (each row's max) | False (none) | "batch" (the max of the whole batch)."""
     def softmax_cross_entropy(logits, y):
-        z = logits - logits.max(1, keepdim=True).values if shift else logits
+        if shift == "batch":
+            z = logits - logits.max()
+        else:
+            z = logits - logits.max(1, keepdim=True).values if shift else logits
         p = z.exp() / z.exp().sum(1, keepdim=True)
         losses = -p[torch.arange(len(y)), y].log()
         target = F.one_hot(y, logits.shape[1]).double() if onehot else 0.0
@@ -166,11 +187,41 @@ def softmax_ce(shift=True, mean=True, divide=True, sign=1.0, onehot=True):
 
 def test_softmax_cross_entropy_mistakes_are_named():
     assert run("softmax_cross_entropy", softmax_ce()).passed
-    assert_caught("softmax_cross_entropy", softmax_ce(shift=False), "Subtract each row's largest")
+    result = assert_caught("softmax_cross_entropy", softmax_ce(shift=False), "overflows",
+                           "Subtract each row's own largest logit")
+    assert "near 1000" in result.message and "whole BATCH" not in result.message
     assert_caught("softmax_cross_entropy", softmax_ce(mean=False), "takes the mean")
     assert_caught("softmax_cross_entropy", softmax_ce(divide=False), "N times too large")
     assert_caught("softmax_cross_entropy", softmax_ce(sign=-1.0), "wrong sign")
     assert_caught("softmax_cross_entropy", softmax_ce(onehot=False), "one-hot target")
+
+
+def test_softmax_shifted_by_the_batch_maximum_is_named():
+    """Fine while all rows sit at one scale; NaN on the rows far below the batch's maximum."""
+    result = assert_caught("softmax_cross_entropy", softmax_ce(shift="batch"), "whole BATCH",
+                           "logits.max(dim=1, keepdim=True)")
+    assert "very different scales" in result.message, result.message
+    assert "rows 1 (" in result.message and "2 (" in result.message, result.message
+
+    def log_softmax_of_the_batch(logits, y):
+        z = logits - logits.max()
+        log_p = z - z.exp().sum(1, keepdim=True).log()
+        n = len(y)
+        onehot = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        return -log_p[torch.arange(n), y].mean(), (log_p.exp() - onehot) / n
+    assert_caught("softmax_cross_entropy", log_softmax_of_the_batch, "whole BATCH")
+
+
+def test_softmax_cross_entropy_reference_handles_rows_at_very_different_scales():
+    logits = torch.tensor([[1000.0, 1001.0, 998.0], [-1000.0, -1002.0, -999.0]],
+                          dtype=torch.float64)
+    y = torch.tensor([1, 2])
+    loss, dlogits = reference.softmax_cross_entropy(logits, y)
+    leaf = logits.clone().requires_grad_()
+    expected = F.cross_entropy(leaf, y)
+    expected.backward()
+    assert torch.isfinite(dlogits).all() and torch.allclose(loss, expected)
+    assert torch.allclose(dlogits, leaf.grad)
 
 
 # ---- pooling and convolution ----------------------------------------------------------------

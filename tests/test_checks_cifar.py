@@ -127,6 +127,48 @@ def test_relu_cnn_wrong_settings_are_named():
     assert "expected Linear(1024, 64)" in failure("relu_cnn", wide_hidden)
 
 
+@pytest.mark.parametrize("in_features, slip", [
+    (64 * 8 * 8, "64x8x8, the maps before the third pooling"),
+    (32 * 4 * 4, "the second convolution's 32 channels"),
+    (1600, ""),
+])
+def test_relu_cnn_wrong_linear_size_names_the_expected_shape(in_features, slip):
+    def wrong_size():
+        model = _tutorial_layers()
+        model[10] = nn.Linear(in_features, 64)
+        return model
+    message = failure("relu_cnn", wrong_size)
+    assert f"built for {in_features:,} features" in message
+    assert "receives 64*4*4 = 1024 features per image" in message and slip in message
+
+
+def test_relu_cnn_with_a_typed_wrong_view_names_the_expected_shape():
+    class TypedView(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _tutorial_layers()
+
+        def forward(self, x):
+            for index, layer in enumerate(self.body):
+                x = x.view(-1, 1600) if index == 9 else layer(x)
+            return x
+    message = failure("relu_cnn", TypedView)
+    assert "while flattening" in message and "1024 features per image" in message
+    assert "your code raised" not in message
+
+
+def test_relu_cnn_matrix_shape_error_is_explained():
+    class Mismatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _tutorial_layers()
+
+        def forward(self, x):
+            return self.body(x[:, :, :16, :16])  # [N, 64, 2, 2]: 256 features
+    with pytest.raises(checks.CaseFailed, match="built for 1,024 inputs received 256 features"):
+        checks._run_model(Mismatch(), torch.zeros(1, 3, 32, 32))
+
+
 def test_relu_cnn_forward_with_functional_relu_is_explained():
     class Functional(nn.Module):
         def __init__(self):
@@ -286,6 +328,13 @@ def test_per_class_accuracy_mistakes_are_named():
     def overall(predicted, labels, k=10):
         return torch.full((k,), (predicted == labels).float().mean().item())
     assert "overall accuracy" in failure("per_class_accuracy", overall)
+
+    def over_all_samples(predicted, labels, k=10):
+        correct = torch.bincount(labels[predicted == labels], minlength=k).float()
+        return correct / len(labels)
+    message = failure("per_class_accuracy", over_all_samples)
+    assert "by the number of all samples (400)" in message
+    assert "number of samples of that class" in message
 
     assert "should be a torch.Tensor" in failure(
         "per_class_accuracy", lambda p, t, k=10: reference.per_class_accuracy(p, t, k).tolist())

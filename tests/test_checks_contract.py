@@ -299,8 +299,8 @@ _METHOD_CHEATS = [
         F.max_pool2d(x, k, stride, padding), "built-in pooling"),
     ("pooling", "avg_pool2d", lambda x, k, stride=None, padding=0:
         F.avg_pool2d(x, k, stride, padding), "built-in pooling"),
-    ("pooling", "max_pool2d_backward", lambda x, dout, k, s: _autograd_backward(
-        lambda t: t.unfold(2, k, s).unfold(3, k, s).amax((-2, -1)), 1)(dout, x)[0],
+    ("pooling", "max_pool2d_winners", lambda x, k, stride=None: _autograd_derivative(
+        lambda t: t.unfold(2, k, stride or k).unfold(3, k, stride or k).amax((-2, -1)))(x),
      "used autograd"),
     ("fully_connected", "layer_table", _summary_table, "model_summary"),
     ("backprop", "numerical_gradient", _numerical_by_autograd, "called autograd"),

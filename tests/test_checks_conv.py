@@ -165,8 +165,96 @@ def test_even_sized_vertical_edge_kernel_is_accepted():
     assert run("vertical_edge_kernel", lambda: four).passed
 
 
+def test_edge_kernel_return_contract_is_explained():
+    """The exercise returns a float32 tensor of shape [k, k]; every other form is refused with
+    what to change, and no case runs the kernel before that."""
+    sobel = reference.vertical_edge_kernel()
+    wrong = {
+        "a [1, 1, k, k] tensor": (lambda: sobel[None, None], ["(1, 1, 3, 3)", "[k, k]"]),
+        "a list of rows": (lambda: sobel.tolist(), ["Python list", "torch.tensor"]),
+        "integers": (lambda: sobel.long(), ["torch.int64", "decimal point"]),
+        "float64": (lambda: sobel.double(), ["torch.float64", "float32"]),
+        "no return value": (lambda: None, ["returned None", "[k, k]"]),
+        "a flat vector": (lambda: sobel.flatten(), ["(9,)", "[k, k]"]),
+    }
+    for name, (fn, fragments) in wrong.items():
+        for hidden in (False, True):
+            result = run("vertical_edge_kernel", fn, hidden=hidden)
+            assert not result.passed, name
+            assert "float32 tensor of shape [k, k]" in result.message, (name, result.message)
+            for fragment in fragments:
+                assert fragment in result.message, (name, result.message)
+            assert "Hint" not in result.message, name
+    assert run("vertical_edge_kernel", lambda: sobel, hidden=True).passed
+
+
 def test_edge_kernel_with_nan_or_huge_size_is_explained():
     nan = run("vertical_edge_kernel", lambda: torch.full((3, 3), float("nan")))
     assert not nan.passed and "nan" in nan.message
     huge = run("vertical_edge_kernel", lambda: torch.zeros(40, 40))
     assert not huge.passed and "at most" in huge.message
+
+
+# ---- im2col without loops -------------------------------------------------------------------
+
+def per_image(x, w, b=None, stride=1, padding=0):
+    return torch.cat([reference.conv2d_im2col(x[i:i + 1], w, b, stride, padding)
+                      for i in range(x.shape[0])])
+
+
+def per_output_channel(x, w, b=None, stride=1, padding=0):
+    return torch.cat([reference.conv2d_im2col(x, w[o:o + 1], None if b is None else b[o:o + 1],
+                                              stride, padding) for o in range(w.shape[0])], 1)
+
+
+def per_input_channel(x, w, b=None, stride=1, padding=0):
+    out = sum(reference.conv2d_im2col(x[:, c:c + 1], w[:, c:c + 1], None, stride, padding)
+              for c in range(x.shape[1]))
+    return out if b is None else out + b.view(1, -1, 1, 1)
+
+
+LOOPS = [(reference.conv2d_loops, "loops over the output positions"),
+         (per_image, "loops over the images of the batch"),
+         (per_output_channel, "loops over the output channels"),
+         (per_input_channel, "loops over the input channels")]
+
+
+def test_im2col_with_loops_is_refused_by_name():
+    for answer, words in LOOPS:
+        # each answer is right: only the rule of the exercise refuses it
+        assert run("conv2d_loops", answer).passed
+        for hidden in (False, True):
+            result = run("conv2d_im2col", answer, hidden=hidden)
+            assert not result.passed and result.method, (words, result.message)
+            assert words in result.message and "rules out loops" in result.message, \
+                result.message
+            assert "PyTorch operations" in result.message
+
+
+def test_im2col_without_loops_passes_in_other_forms():
+    assert run("conv2d_im2col", reference.conv2d_im2col).passed
+
+    def with_tensor_unfold(x, w, b=None, stride=1, padding=0):
+        kh, kw = w.shape[-2:]
+        patches = F.pad(x, (padding,) * 4).unfold(2, kh, stride).unfold(3, kw, stride)
+        out = torch.einsum("ncijuv,ocuv->noij", patches, w)
+        return out if b is None else out + b.view(1, -1, 1, 1)
+    assert run("conv2d_im2col", with_tensor_unfold).passed
+    assert run("conv2d_im2col", with_tensor_unfold, hidden=True).passed
+
+
+def test_loop_rule_only_applies_to_im2col():
+    names = [case.description for case in checks.EXERCISES["conv2d_loops"].cases(
+        reference.conv2d_loops)]
+    assert not any("no loop" in name for name in names)
+    im2col = [case.description for case in checks.EXERCISES["conv2d_im2col"].cases(
+        reference.conv2d_im2col)]
+    assert sum("no loop over the" in name for name in im2col) == 4
+
+
+def test_loop_rule_survives_a_graders_replay():
+    from test_checks_replay import _assert_replay_agrees
+
+    assert _assert_replay_agrees("conv", "conv2d_im2col", reference.conv2d_im2col).passed
+    result = _assert_replay_agrees("conv", "conv2d_im2col", per_image)
+    assert result.method and "images of the batch" in result.message

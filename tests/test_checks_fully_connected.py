@@ -158,6 +158,16 @@ def test_pooling_without_its_padding_is_named():
     assert "5 x 6 x 6 = 180" in result.message and "Hint" not in result.message
 
 
+def test_in_features_by_an_impossible_view_names_the_expected_size():
+    def by_view(input_shape, specs):
+        maps = layers_from_specs(input_shape[0], specs)(torch.zeros(1, *input_shape))
+        return maps.view(1, 16 * 5 * 5).shape[1]   # LeNet-5's number, for every model
+    result = run("flatten_size", by_view)
+    assert not result.passed and "expected 1024 values per image" in result.message
+    assert "Flatten turns [1, 64, 4, 4] into [1, 1024]" in result.message
+    assert "could not reshape a tensor of 1,024 values to [1, 400]" in result.message
+
+
 def test_unrelated_unpacking_error_is_not_blamed_on_the_pool_spec():
     def broken(input_shape, specs):
         channels, height = input_shape
@@ -257,6 +267,68 @@ def test_table_with_linear_as_in_times_out_is_caught():
     assert not result.passed and "weights only" in result.message and "Linear" in result.message
 
 
+def _count_with(count):
+    def table(model, input_shape):
+        rows, x = [], torch.zeros(1, *input_shape)
+        for layer in model:
+            x = layer(x)
+            rows.append((type(layer).__name__, tuple(x.shape[1:]), count(layer)))
+        return rows
+    return table
+
+
+def test_table_counting_buffers_is_named():
+    # iterating state_dict() counts BatchNorm's running statistics too
+    result = run("layer_table", _count_with(lambda layer: sum(
+        v.numel() for v in layer.state_dict().values())))
+    assert not result.passed and "BatchNorm2d" in result.message
+    assert "buffers" in result.message and "running_mean, running_var" in result.message
+    assert "state_dict()" in result.message and "Hint" not in result.message
+
+
+def test_table_skipping_frozen_parameters_is_named():
+    result = run("layer_table", _count_with(lambda layer: sum(
+        p.numel() for p in layer.parameters() if p.requires_grad)))
+    assert not result.passed and "frozen" in result.message
+    assert "requires_grad=False" in result.message and "156" in result.message
+
+
+def test_table_counting_the_whole_model_is_named():
+    def whole(model, input_shape):
+        total = sum(p.numel() for p in model.parameters())
+        return [(kind, shape, total) for kind, shape, _ in reference.layer_table(model,
+                                                                                input_shape)]
+    result = run("layer_table", whole)
+    assert not result.passed and "whole model's count" in result.message
+
+
+def test_table_models_really_hold_buffers_and_frozen_parameters():
+    visible = [make() for _, make, _ in checks._TABLE_MODELS]
+    hidden = [make() for _, make, _ in checks._HIDDEN_TABLE_MODELS]
+    for models in (visible, hidden):
+        assert any(list(model.buffers()) for model in models)
+        assert any(not p.requires_grad for model in models for p in model.parameters())
+    # model_summary, which the checker compares with, counts frozen parameters and no buffers
+    frozen = next(m for m in visible if any(not p.requires_grad for p in m.parameters()))
+    summary = model_summary(frozen, (1, 16, 16))
+    assert summary.rows[0].params == 156 and summary.trainable_params == summary.total_params - 156
+
+
+def test_table_with_an_impossible_reshape_names_the_expected_shapes():
+    def reshaping(model, input_shape):
+        rows, x = [], torch.zeros(1, *input_shape)
+        for layer in model:
+            x = x.view(1, 784) if isinstance(layer, nn.Flatten) else layer(x)
+            rows.append((type(layer).__name__, tuple(x.shape[1:]),
+                         sum(p.numel() for p in layer.parameters())))
+        return rows
+    result = run("layer_table", reshaping)
+    assert not result.passed and "CIFAR-10" in result.message
+    assert "could not reshape a tensor of 1,024 values to [1, 784]" in result.message
+    assert "Flatten [1, 1024]" in result.message and "MaxPool2d [1, 64, 4, 4]" in result.message
+    assert "in reshaping, line" in result.message
+
+
 def test_table_names_and_row_format_are_explained():
     named = run("layer_table", lambda model, shape: [
         (name, row[1], row[2]) for (name, _), row in
@@ -314,6 +386,36 @@ def test_ink_features_mistakes_are_named():
         return images.reshape(n, height // grid, grid, width // grid, grid).mean(
             dim=(2, 4)).reshape(n, -1)
     assert "not the size of a cell" in run("ink_features", grid_as_cell_size).message
+
+
+def test_ink_features_impossible_reshape_names_the_expected_shape():
+    # reshaping the pixels straight to [N, grid * grid] cannot work: it would drop values
+    result = run("ink_features", lambda images, grid: images.reshape(len(images), grid * grid))
+    assert not result.passed
+    assert "expected features [1, 4] from images [1, 4, 4]" in result.message
+    assert "could not reshape a tensor of 16 values to [1, 4]" in result.message
+    assert "that shape holds 4 values" in result.message and "[1, 2, 2, 2, 2]" in result.message
+    assert "RuntimeError" not in result.message and "Hint" not in result.message
+
+    def inferred(images, grid):
+        return images.reshape(len(images), grid, -1, grid, 3).mean(dim=(2, 4)).flatten(1)
+    result = run("ink_features", inferred)
+    assert "does not divide 16, so -1 cannot be filled in" in result.message
+
+    def view_after_transpose(images, grid):
+        n, height, width = images.shape
+        cells = images.reshape(n, grid, height // grid, grid, width // grid).transpose(2, 3)
+        return cells.view(n, grid * grid, -1).mean(-1)
+    result = run("ink_features", view_after_transpose)
+    assert not result.passed and "use reshape(...)" in result.message
+    assert "expected features [1, 4]" in result.message
+
+
+def test_an_unrelated_runtime_error_is_reported_as_it_is():
+    def broken(images, grid):
+        raise RuntimeError("something else")
+    result = run("ink_features", broken)
+    assert "your code raised RuntimeError: something else" in result.message
 
 
 def test_ink_features_return_type_is_explained():

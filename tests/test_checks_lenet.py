@@ -133,7 +133,20 @@ def test_missing_padding_with_a_matching_flatten_size():
 
 def test_wrong_flatten_size_is_named():
     message = failure("lenet5", model_with(flat=16 * 4 * 4))
-    assert "wrong flatten size" in message and "400" in message
+    assert "wrong flatten size" in message and "built for 256 features" in message
+    assert "receives 16*5*5 = 400 features per image" in message
+
+
+def test_a_view_with_a_typed_wrong_size_names_the_expected_shape():
+    message = failure("lenet5", model_with(flat=256, flatten=lambda x: x.view(-1, 256)))
+    assert "while flattening" in message and "S4 gives 16x5x5 = 400 values per image" in message
+    assert "x.flatten(1)" in message and "your code raised" not in message
+
+
+def test_28x28_digits_into_a_layer_sized_for_32x32_name_both_sizes():
+    message = failure("lenet5", model_with(c1_padding=0))
+    assert "built for 400 inputs but gets 256 per image" in message
+    assert "16x4x4 = 256" in message and "16x5x5 = 400" in message
 
 
 def test_c3_with_one_input_channel_is_the_416_mistake():
@@ -171,6 +184,46 @@ def test_extra_parameters_are_caught():
         model.unused = nn.Linear(10, 10)
         return model
     assert "61,706" in failure("lenet5", bigger)
+
+
+def test_frozen_parameters_count_and_buffers_do_not():
+    """requires_grad=False leaves a parameter a parameter; a buffer is no parameter."""
+    def frozen_with_buffer(num_classes=10):
+        model = reference.LeNet5(num_classes)
+        model.c1.requires_grad_(False)
+        model.register_buffer("input_mean", torch.zeros(1))
+        return model
+    result = run("lenet5", frozen_with_buffer)
+    assert result.passed, result.message
+
+
+def test_batch_norm_parameters_are_named_and_its_buffers_are_not_counted():
+    def with_batch_norm(num_classes=10):
+        model = Configurable(num_classes)
+        model.bn = nn.BatchNorm2d(6)  # 12 parameters; running statistics are buffers
+        return model
+    message = failure("lenet5", with_batch_norm)
+    assert "61,718 parameters in all" in message and "bn (BatchNorm2d) has 12" in message
+
+
+def test_the_layer_tables_expected_counts_are_parameters_not_buffers():
+    """The checker reads its expected counts off a real LeNet-5 with model_summary; they are
+    the formulas' counts, whatever buffers or frozen layers the network has."""
+    from cnn_course.models import LeNet5 as CourseLeNet5
+
+    original = CourseLeNet5.__init__
+
+    def with_extras(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.c1.requires_grad_(False)
+        self.c3.register_buffer("running_scale", torch.ones(16))
+    expected_plain = checks._expected_table(30, 10)
+    try:
+        CourseLeNet5.__init__ = with_extras
+        expected_extras = checks._expected_table(30, 10)
+    finally:
+        CourseLeNet5.__init__ = original
+    assert expected_extras == expected_plain == reference.lenet_layer_table(30, 10)
 
 
 class ForwardVariant(Configurable):

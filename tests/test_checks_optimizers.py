@@ -180,15 +180,16 @@ def test_rmsprop_with_bias_correction_is_caught():
 
 # ---- Adam and AdamW ---------------------------------------------------------------------------
 
-def adam_like(correct=True, decay="l2", per_tensor_t=False, eps_inside=False):
+def adam_like(correct=True, decay="l2", per_tensor_t=False, eps_inside=False, betas_swapped=False,
+              t_kept=True):
     def step(params, grads, state, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        b1, b2 = betas
+        b1, b2 = betas[::-1] if betas_swapped else betas
         if not per_tensor_t:
             state["t"] = state.get("t", 0) + 1
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if per_tensor_t:
                 state["t"] = state.get("t", 0) + 1
-            t = state["t"]
+            t = state["t"] if t_kept else 1  # a local count, started afresh at every call
             if decay == "l2":
                 g = g + weight_decay * p
             elif decay == "decoupled":
@@ -224,6 +225,38 @@ def test_adam_other_mistakes_are_named():
             v = state[f"v{i}"] = betas[1] * state.get(f"v{i}", 0) + (1 - betas[1]) * g * g
             p -= lr * (m / (1 - betas[0] ** t)) / ((v / (1 - betas[1] ** t)).sqrt() + eps)
     failed_with(run("adam_step", from_zero), "must start at 1")
+
+
+def test_adam_with_the_two_betas_swapped_is_named():
+    """β2 for the first moment, β1 for the second: the first step is still right (each bias
+    correction undoes its own average), so the mistake shows from step 2 on."""
+    message = failed_with(run("adam_step", adam_like(betas_swapped=True)),
+                          "β1 and β2 are swapped", "β2 for the first moment m",
+                          "β1 for the second moment", "after step 2")
+    assert "already use the right betas" not in message
+
+    def swapped_in_the_averages_only(params, grads, state, lr=0.001, betas=(0.9, 0.999),
+                                     eps=1e-8, weight_decay=0.0):
+        beta1, beta2 = betas
+        state["t"] = t = state.get("t", 0) + 1
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            g = g + weight_decay * p
+            m = state[f"m{i}"] = beta2 * state.get(f"m{i}", 0) + (1 - beta2) * g
+            v = state[f"v{i}"] = beta1 * state.get(f"v{i}", 0) + (1 - beta1) * g * g
+            p -= lr * (m / (1 - beta1 ** t)) / ((v / (1 - beta2 ** t)).sqrt() + eps)
+    failed_with(run("adam_step", swapped_in_the_averages_only), "β1 and β2 are swapped",
+                "already use the right betas", "after step 1")
+    failed_with(run("adamw_step", adam_like(betas_swapped=True, decay="decoupled")),
+                "β1 and β2 are swapped")
+
+
+def test_adam_step_count_that_never_advances_is_named():
+    failed_with(run("adam_step", adam_like(t_kept=False)), "never advances", "after step 2")
+
+
+def test_adamw_with_eps_inside_the_root_is_named():
+    failed_with(run("adamw_step", adam_like(eps_inside=True, decay="decoupled")),
+                "eps is inside the square root")
 
 
 def test_adamw_written_as_adam_with_l2_is_caught():

@@ -129,86 +129,146 @@ def test_learner_exception_and_wrong_type_are_reported_without_traceback():
     assert "should be a torch.Tensor" in run("avg_pool2d", lambda *a, **kw: [[0.0]]).message
 
 
-# ---- the backward pass ----------------------------------------------------------------------
+# ---- where max pooling takes its values from -----------------------------------------------
 
-def test_backward_spreading_like_average_pooling_is_named():
-    def spread(x, grad_output, k, s):
-        grad = torch.zeros_like(x)
-        for i in range(grad_output.shape[-2]):
-            for j in range(grad_output.shape[-1]):
-                grad[..., i * s:i * s + k, j * s:j * s + k] += \
-                    grad_output[..., i:i + 1, j:j + 1] / (k * k)
-        return grad
-    result = run("max_pool2d_backward", spread)
-    assert not result.passed and "average pooling's backward" in result.message
-    assert "Hint" not in result.message
-
-
-def test_backward_copying_gradient_to_whole_window_is_named():
-    def copy_all(x, grad_output, k, s):
-        grad = torch.zeros_like(x)
-        for i in range(grad_output.shape[-2]):
-            for j in range(grad_output.shape[-1]):
-                grad[..., i * s:i * s + k, j * s:j * s + k] += grad_output[..., i:i + 1, j:j + 1]
-        return grad
-    result = run("max_pool2d_backward", copy_all)
-    assert not result.passed and "every position of its window" in result.message
-
-
-def overwriting_backward(x, grad_output, k, s):
-    grad = torch.zeros_like(x)
-    n, c = x.shape[:2]
-    for i in range(grad_output.shape[-2]):
-        for j in range(grad_output.shape[-1]):
-            window = x[..., i * s:i * s + k, j * s:j * s + k].reshape(n, c, -1)
-            winner = window.argmax(-1)
+def winners_by_loops(x, k, stride=None, *, assign=False, every_tie=False, last_tie=False,
+                     default_stride=None, offset=True):
+    """Winners written with plain loops, with one switch per plausible mistake."""
+    s = stride or default_stride or k
+    n, c, height, width = x.shape
+    out = torch.zeros_like(x)
+    for i in range((height - k) // s + 1):
+        for j in range((width - k) // s + 1):
+            top, left = (i * s, j * s) if offset else (0, 0)
+            window = x[:, :, i * s:i * s + k, j * s:j * s + k]
             for b in range(n):
                 for ch in range(c):
-                    row = i * s + int(winner[b, ch]) // k
-                    col = j * s + int(winner[b, ch]) % k
-                    grad[b, ch, row, col] = grad_output[b, ch, i, j]  # overwrites
-    return grad
+                    values = window[b, ch].flatten()
+                    best = values.max()
+                    places = [m for m in range(k * k) if values[m] == best]
+                    chosen = places if every_tie else [places[-1] if last_tie else places[0]]
+                    for m in chosen:
+                        row, col = top + m // k, left + m % k
+                        if assign:
+                            out[b, ch, row, col] = 1
+                        else:
+                            out[b, ch, row, col] += 1
+    return out
 
 
-def test_backward_overwriting_instead_of_adding_is_named():
-    result = run("max_pool2d_backward", overwriting_backward)
-    assert not result.passed and "overlapping windows" in result.message
-    assert "use += instead of =" in result.message
-    # it passes the cases without overlap, so the failure is the first overlapping one
-    assert "stride 1" in result.message
+def test_winners_by_loops_is_right_and_matches_pytorch_and_chapter_5():
+    from cnn_course.reference.backprop import max_pool2d_backward
+    assert run("max_pool2d_winners", winners_by_loops).passed
+    x = torch.randint(0, 3, (2, 2, 7, 9), generator=torch.Generator().manual_seed(0)).float()
+    counts = reference.max_pool2d_winners(x, 3, 2)
+    pooled, index = F.max_pool2d(x, 3, 2, return_indices=True)
+    assert torch.equal(counts.flatten(2).gather(2, index.flatten(2)) > 0,
+                       torch.ones_like(index.flatten(2), dtype=torch.bool))
+    assert counts.sum() == pooled.numel() and counts.max() >= 2   # overlap: some win twice
+    # Chapter 5 routes gradients along exactly these marks: with all-ones gradients, its
+    # backward pass gives the counts
+    assert torch.equal(max_pool2d_backward(torch.ones_like(pooled), x, 3, 2), counts)
 
 
-def test_the_overlap_case_really_has_shared_maxima():
-    x = torch.randn(1, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    wins = reference.max_pool2d_backward(x, torch.ones(1, 1, 4, 4), 3, 1)
-    assert (wins >= 2).any()
+def test_visible_winner_cases_hold_ties_overlap_and_the_default_stride():
+    configs = checks._WINNER_CONFIGS
+    assert any(values == "ties" for *_, values in configs)
+    assert any(s is checks.OMIT for _, _, _, s, _ in configs)
+    assert any(s is not checks.OMIT and s < k for _, _, k, s, _ in configs)
+    # (that the tie cases really hold ties shows in the next test: marking every tie fails)
 
 
-def test_backward_other_mistakes_are_named():
-    def ones_at_max(x, grad_output, k, s):
-        return reference.max_pool2d_backward(x, torch.ones_like(grad_output), k, s)
-    assert "chain rule" in run("max_pool2d_backward", ones_at_max).message
-
-    def stride_one(x, grad_output, k, s):
-        return reference.max_pool2d_backward(x, grad_output, k, 1)
-    assert "with stride 1, but the stride is 2" in run("max_pool2d_backward",
-                                                       stride_one).message
-
-    def wrong_shape(x, grad_output, k, s):
-        return torch.zeros_like(grad_output)
-    assert "the shape of the input x" in run("max_pool2d_backward", wrong_shape).message
+def test_winners_marking_every_tie_is_named():
+    result = run("max_pool2d_winners", lambda x, k, stride=None:
+                 winners_by_loops(x, k, stride, every_tie=True))
+    assert not result.passed and "marked all of them" in result.message
+    assert "first in reading order" in result.message and "Hint" not in result.message
 
 
-def test_backward_with_autograd_is_refused_and_restored():
-    def with_autograd(x, grad_output, k, s):
+def test_winners_marking_the_last_tie_is_named():
+    result = run("max_pool2d_winners", lambda x, k, stride=None:
+                 winners_by_loops(x, k, stride, last_tie=True))
+    assert not result.passed and "marked the last of them" in result.message
+
+
+def test_winners_setting_instead_of_counting_is_named_on_overlap():
+    result = run("max_pool2d_winners", lambda x, k, stride=None:
+                 winners_by_loops(x, k, stride, assign=True))
+    assert not result.passed and "+= 1" in result.message
+    assert "overlapping windows" in result.message  # the first case with overlap fails
+
+
+def test_winners_at_output_positions_are_named():
+    def at_output(x, k, stride=None):
+        s = stride or k
+        out = torch.zeros_like(x)
+        out[:, :, :(x.shape[2] - k) // s + 1, :(x.shape[3] - k) // s + 1] = 1
+        return out
+    result = run("max_pool2d_winners", at_output)
+    assert not result.passed and "OUTPUT positions" in result.message
+
+    def output_shaped(x, k, stride=None):
+        return torch.ones_like(reference.max_pool2d(x, k, stride))
+    result = run("max_pool2d_winners", output_shaped)
+    assert not result.passed and "the pooled output's" in result.message
+    assert "x's shape" in result.message
+
+
+def test_winners_without_the_window_offset_are_named():
+    result = run("max_pool2d_winners", lambda x, k, stride=None:
+                 winners_by_loops(x, k, stride, offset=False))
+    assert not result.passed and "top-left corner" in result.message
+
+
+def test_winners_stride_mistakes_are_named():
+    default_one = run("max_pool2d_winners", lambda x, k, stride=None:
+                      winners_by_loops(x, k, stride, default_stride=1))
+    assert not default_one.passed
+    assert "stride=None means stride = kernel_size" in default_one.message
+    always_kernel = run("max_pool2d_winners", lambda x, k, stride=None:
+                        reference.max_pool2d_winners(x, k, k))
+    assert "stride = kernel_size = 3" in always_kernel.message
+
+    def none_used(x, k, stride=None):
+        rows = (x.shape[2] - k) // stride + 1
+        return reference.max_pool2d_winners(x, k, stride) * rows / rows
+    result = run("max_pool2d_winners", none_used)
+    assert not result.passed and "your code raised TypeError" in result.message
+    assert "stride = kernel_size if stride is None" in result.message
+
+
+def test_winners_of_partial_windows_are_named():
+    def ceil_windows(x, k, stride=None):
+        s = stride or k
+        padded = F.pad(x, (0, s, 0, s), value=-math.inf)
+        return winners_by_loops(padded, k, s)[..., :x.shape[-2], :x.shape[-1]]
+    result = run("max_pool2d_winners", ceil_windows)
+    assert not result.passed and "partial windows" in result.message
+
+
+def test_winners_with_builtin_pooling_or_autograd_are_refused_and_restored():
+    def with_indices(x, k, stride=None):
+        pooled, index = F.max_pool2d(x, k, stride, return_indices=True)
+        return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2),
+                                                           torch.ones_like(pooled).flatten(2))
+    result = run("max_pool2d_winners", with_indices)
+    assert not result.passed and result.method and "built-in pooling" in result.message
+
+    def with_autograd(x, k, stride=None):
         leaf = x.clone().requires_grad_(True)
-        reference.max_pool2d(leaf, k, s).backward(grad_output)
+        torch.autograd.backward(reference.max_pool2d(leaf, k, stride).sum())
         return leaf.grad
-    result = run("max_pool2d_backward", with_autograd)
-    assert not result.passed and "used autograd" in result.message
+    result = run("max_pool2d_winners", with_autograd)
+    assert not result.passed and result.method and "used autograd" in result.message
     leaf = torch.ones(2, requires_grad=True)
     (leaf * 3).sum().backward()
     assert leaf.grad.tolist() == [3.0, 3.0]
+
+
+def test_winners_may_be_bool_or_int_where_no_window_overlaps():
+    def as_int(x, k, stride=None):
+        return reference.max_pool2d_winners(x, k, stride).long()
+    assert run("max_pool2d_winners", as_int).passed
 
 
 # ---- shapes through a stack -----------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Chapter 8's models, augmentation, evaluation helpers, results file and benchmark."""
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
@@ -221,6 +224,27 @@ def test_committed_results_support_what_the_page_says():
     assert max(tutorial["published"]["test_acc"]) < accuracy["published"]["test_acc"][-1]
     assert accuracy["linear"]["test_acc"][-1] < accuracy["published"]["test_acc"][-1] \
         < accuracy["relu"]["test_acc"][-1] < accuracy["improved"]["test_acc"][-1]
+
+
+def test_the_three_versions_are_compared_at_the_same_epochs():
+    """Chapter 8 and its notebook compare the published network, its average-pooling version
+    and the ReLU version at the same budget; the page glues their figures from the results
+    file instead of typing them."""
+    runs = load_results("cifar10", "cpu")["accuracy"]["runs"]
+    epochs = {name: runs[name]["epochs"] for name in ("published", "linear", "relu")}
+    assert len(set(epochs.values())) == 1, f"not the same budget: {epochs}"
+    page = (ROOT / "book" / "08_cifar10.md").read_text(encoding="utf-8")
+    for key in ("cifar_epochs", "cifar_params", "cifar_linear_acc", "cifar_published_acc",
+                "cifar_relu_acc", "cifar_tutorial_epochs"):
+        assert f"{{glue:text}}`{key}`" in page, key
+    for run in runs.values():
+        assert f"{run['test_acc'][-1]:.1%}" not in page, "an accuracy is typed into the page"
+    notebook = nbformat.read(ROOT / "solutions" / "08_cifar10.ipynb", as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    full_run = re.search(r"else:\n\s+TRAIN_SIZE, TEST_SIZE, EPOCHS = None, None, (\{[^}]*\})", code)
+    assert full_run, "the notebook's full-run settings moved: update this test"
+    full_epochs = ast.literal_eval(full_run.group(1))
+    assert full_epochs["published"] == full_epochs["relu"] == epochs["relu"]
 
 
 def _cifar_available() -> bool:

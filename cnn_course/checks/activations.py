@@ -234,6 +234,10 @@ def _diagnose_sigmoid(x, got, kwargs) -> str:
 
 def _diagnose_sigmoid_grad(x, got, kwargs) -> str:
     s = torch.sigmoid(x)
+    if _matches(got, x * (1 - x)):
+        return ("you applied σ'(x) = σ(x) · (1 - σ(x)) to the input: x · (1 - x) uses x where "
+                "the formula needs the sigmoid's output σ(x). Compute s = sigmoid(x) first, "
+                "then return s * (1 - s)")
     bad = _broken_values(got, s * (1 - s))
     if bad.any():
         return ("your output is nan or inf for large |x| (exp(-x) / (1 + exp(-x))² becomes "
@@ -259,6 +263,9 @@ def _diagnose_tanh(x, got, kwargs) -> str:
 
 def _diagnose_tanh_grad(x, got, kwargs) -> str:
     t = torch.tanh(x)
+    if _matches(got, 1 - x ** 2):
+        return ("you applied tanh'(x) = 1 - tanh(x)² to the input: 1 - x² uses x where the "
+                "formula needs tanh's output. Compute t = tanh(x) first, then return 1 - t ** 2")
     if _matches(got, 1 - t):
         return "missing square: the derivative is 1 - tanh(x)², not 1 - tanh(x)"
     if _matches(got, t ** 2):
@@ -380,6 +387,7 @@ def _hidden_softmax_inputs(generator: torch.Generator) -> list[tuple[str, torch.
     """Shapes and dims that only the hidden cases use."""
     large = torch.randn(3, 7, generator=generator) * 3
     large[1] += 1000.0
+    levels = torch.tensor([1000.0, -1000.0, 0.0, -1000.0])[:, None]
     return [
         ("a [7, 3] batch, dim=-1", torch.randn(7, 3, generator=generator) * 3, -1),
         ("a 4-dim [2, 3, 4, 5] tensor along dim=2",
@@ -390,6 +398,8 @@ def _hidden_softmax_inputs(generator: torch.Generator) -> list[tuple[str, torch.
          torch.cat([torch.randn(3, 9, generator=generator, dtype=torch.float64) * 3,
                     torch.randn(3, 9, generator=generator, dtype=torch.float64) + 1000.0]), -1),
         ("a [3, 7] batch with one row near 1000, dim=1", large, 1),
+        ("a [4, 6] batch with rows near 1000, -1000, 0 and -1000",
+         torch.randn(4, 6, generator=generator) * 3 + levels, -1),
     ]
 
 
@@ -406,16 +416,33 @@ def _softmax_keepdim_mistakes(x: torch.Tensor, dim: int) -> list[Callable[[], to
     return [max_without_keepdim, sum_without_keepdim]
 
 
+def _shifted_by_the_global_max(x: torch.Tensor, got: torch.Tensor, dim: int) -> bool:
+    """True if ``got`` is what subtracting the maximum of the whole tensor gives: right where
+    a group along ``dim`` reaches near that maximum, and nan or all zeros (0 / 0, or 0 / eps)
+    in the groups whose maximum lies so far below it that every exponential underflows."""
+    if x.dim() < 2 or got.shape != x.shape or not torch.isfinite(x).all():
+        return False
+    rows = x.detach().movedim(dim, -1).reshape(-1, x.shape[dim]).double()
+    got_rows = got.detach().movedim(dim, -1).reshape(-1, x.shape[dim]).double()
+    expected = torch.softmax(rows, -1)
+    # exp underflows to 0 below about -103 in float32 and -745 in float64
+    underflow = 745.0 if x.dtype == torch.float64 else 103.0
+    far_below = rows.max() - rows.amax(-1) > underflow
+    broken = torch.isnan(got_rows).any(-1) | (got_rows.abs().sum(-1) < 1e-12)
+    if not broken.any() or not torch.equal(broken, broken & far_below):
+        return False
+    return _matches(got_rows[~broken], expected[~broken])
+
+
 def _diagnose_softmax(x: torch.Tensor, got: torch.Tensor, dim: int) -> str:
     expected = torch.softmax(x, dim)
+    if _shifted_by_the_global_max(x, got, dim):
+        return ("you subtracted the maximum of the whole tensor (x.max()), not each row's own "
+                "maximum along dim: in a row far below the overall maximum every exp(...) "
+                "underflows to 0, and the row becomes 0 / 0 = nan (or all zeros). Subtract "
+                "x.amax(dim=dim, keepdim=True) instead")
     bad = _broken_values(got, expected)
     if bad.any():
-        global_shift = torch.exp(x - x.max())
-        global_max = global_shift / global_shift.sum(dim=dim, keepdim=True)
-        if x.dim() > 1 and _matches(got, global_max):
-            return ("subtract the max along dim (x.amax(dim=dim, keepdim=True)), not the "
-                    "maximum of the whole tensor: a row far below the overall maximum "
-                    "underflows to 0 / 0 = nan")
         return ("your softmax overflows: exp(1000) = inf and inf / inf = nan (and exp(-1000) = "
                 "0 gives 0 / 0); subtract the max along dim first. softmax(x) = softmax(x - c) "
                 "for any constant c, and with c = max(x) the largest exponent is exp(0) = 1")

@@ -403,6 +403,12 @@ def relu_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
     return cases
 
 
+_ON_THE_INPUT = (
+    "you applied the derivative formula to the sigmoid's input: dx equals dout * x * (1 - x) "
+    "with x the pre-activation. The formula s * (1 - s) holds for the sigmoid's OUTPUT "
+    "s = sigmoid(x), which is what the argument out is: dx = dout * out * (1 - out)")
+
+
 def sigmoid_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(case_seed(3, hidden, "sigmoid_backward"))
     inputs = [(d, x) for d, x in _elementwise_inputs(generator, hidden) if "exactly" not in d]
@@ -423,6 +429,8 @@ def sigmoid_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
                 "the second argument is already the sigmoid's output s = sigmoid(x); use "
                 "dout * s * (1 - s) without applying sigmoid again":
                     dout * resigmoid * (1 - resigmoid),
+                _ON_THE_INPUT: dout * x * (1 - x),
+                _ON_THE_INPUT + " (and multiply by dout)": x * (1 - x),
             })
 
         cases.append(Case(f"{description}, shape {tuple(x.shape)}", run))
@@ -433,16 +441,19 @@ def sigmoid_backward_cases(fn: Callable, hidden: bool = False) -> list[Case]:
 
 def softmax_cross_entropy_cases(fn: Callable, hidden: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(case_seed(4, hidden, "softmax_cross_entropy"))
-    configs = [  # description, N, classes, spread, offset
+    configs = [  # description, N, classes, spread, offset (one per row, or one for all)
         ("one example, 3 classes", 1, 3, 1.0, 0.0),
         ("a batch of 4, 10 classes", 4, 10, 2.0, 0.0),
         ("a batch of 8, 2 classes", 8, 2, 1.0, 0.0),
-        ("logits near 1000, where exp overflows unless shifted", 5, 6, 30.0, 1000.0)]
+        ("logits near 1000, where exp overflows unless shifted", 5, 6, 30.0, 1000.0),
+        ("rows at very different scales: logits near +1000, 0 and -1000 in one batch", 4, 5,
+         3.0, (1000.0, 0.0, -1000.0, 1000.0))]
     if hidden:
         configs.append(("a batch of 64, 100 classes", 64, 100, 3.0, -5.0))
     cases = []
     for description, n, k, spread, offset in configs:
-        logits = spread * _randn(generator, n, k) + offset
+        logits = spread * _randn(generator, n, k) + torch.as_tensor(offset, dtype=DTYPE
+                                                                     ).reshape(-1, 1)
         y = torch.randint(0, k, (n,), generator=generator)
 
         def run(logits=logits, y=y, n=n) -> None:
@@ -451,10 +462,7 @@ def softmax_cross_entropy_cases(fn: Callable, hidden: bool = False) -> list[Case
             expected_loss = F.cross_entropy(leaf, y)
             expected = torch.autograd.grad(expected_loss, leaf)[0]
             if not math.isfinite(loss) or not torch.isfinite(dlogits).all():
-                raise CaseFailed("your result has inf or NaN: exp of a large logit overflows. "
-                                 "Subtract each row's largest logit before exp; softmax does "
-                                 "not change when all logits of a row shift by the same amount",
-                                 diagnosed=True)
+                raise CaseFailed(_non_finite_softmax(logits, dlogits), diagnosed=True)
             if not math.isclose(loss, expected_loss.item(), rel_tol=1e-9, abs_tol=1e-12):
                 if n > 1 and math.isclose(loss, n * expected_loss.item(), rel_tol=1e-9):
                     raise CaseFailed("the loss is the sum over the batch; F.cross_entropy "
@@ -472,6 +480,36 @@ def softmax_cross_entropy_cases(fn: Callable, hidden: bool = False) -> list[Case
 
         cases.append(Case(f"{description}: logits {tuple(logits.shape)}", run))
     return cases
+
+
+# exp(z) is inf in float64 above this, and exactly 0 below -_EXP_UNDERFLOW
+_EXP_OVERFLOW, _EXP_UNDERFLOW = 709.8, 745.2
+
+
+def _non_finite_softmax(logits: torch.Tensor, dlogits: torch.Tensor) -> str:
+    """Name the shift that lets exp overflow or underflow, from the rows that went wrong."""
+    row_max = logits.max(dim=1).values
+    bad = ~torch.isfinite(dlogits).all(dim=1) if dlogits.shape == logits.shape \
+        else torch.zeros_like(row_max, dtype=torch.bool)
+    overflow = row_max > _EXP_OVERFLOW                            # no shift at all
+    underflow = row_max - row_max.max() < -_EXP_UNDERFLOW         # shifted by the batch's max
+    rows = [int(i) for i in bad.nonzero().flatten()]
+    listed = ("row " if len(rows) == 1 else "rows ") + ", ".join(
+        f"{i} (largest logit {round(row_max[i].item())})" for i in rows[:3])
+    per_row = ("Subtract each row's own largest logit, logits.max(dim=1, keepdim=True), "
+               "before exp: softmax does not change when all logits of a row shift by the "
+               "same amount")
+    if rows and all(underflow[i] for i in rows) and not bad[row_max.argmax()]:
+        return (f"dlogits is inf or NaN in {listed}, while the row with the largest logits "
+                "is fine: you subtracted the largest logit of the whole BATCH. A row whose "
+                "logits sit far below that maximum then has exp(z - max) = 0 in every entry, "
+                f"and 0 / 0 is NaN. {per_row}")
+    if rows and any(overflow[i] for i in rows):
+        return (f"dlogits is inf or NaN in {listed}: exp of a logit above about 710 "
+                f"overflows to inf in float64, and inf / inf is NaN. {per_row}")
+    return ("your result has inf or NaN: with logits in the hundreds or thousands, exp "
+            "overflows (or, after subtracting the largest logit of the whole batch, every "
+            f"entry of a low row underflows to 0). {per_row}")
 
 
 def _unpack_loss(result: object) -> tuple[float, torch.Tensor]:
@@ -708,8 +746,8 @@ EXERCISES = Exercises({
         "sigmoid' = s (1 - s), with s the sigmoid's output; multiply by dout."),
     "softmax_cross_entropy": Exercise(
         softmax_cross_entropy_cases, "all {n} cases match F.cross_entropy and autograd.",
-        "loss = mean over the batch of -log softmax(logits)[y]; dlogits = (softmax(logits) - "
-        "onehot(y)) / N."),
+        "subtract each row's own largest logit first; loss = mean over the batch of "
+        "-log softmax(logits)[y]; dlogits = (softmax(logits) - onehot(y)) / N."),
     "max_pool2d_backward": Exercise(
         max_pool2d_backward_cases, "all {n} cases match autograd.",
         "for each window, find the position of its maximum in x and add the window's dout "

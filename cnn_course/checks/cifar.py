@@ -7,6 +7,7 @@ so that a grader can run them with other seeds (``hidden=True``).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -184,6 +185,56 @@ def _structure(model: nn.Module) -> dict:
     }
 
 
+# What the first Linear layer receives, said once for every message about it.
+_FIRST_LINEAR = ("for a 32x32 input the first Linear layer receives 64*4*4 = 1024 features per "
+                 "image (the last convolution has 64 channels, and the three 2x2 poolings take "
+                 "32 to 16, 8 and 4)")
+
+# Sizes a learner gets by a plausible slip, and what each one is.
+_FLAT_SLIPS = {
+    64 * 8 * 8: "64x8x8, the maps before the third pooling",
+    64 * 16 * 16: "64x16x16, the maps after only one pooling",
+    64 * 32 * 32: "64x32x32, the maps without any pooling",
+    32 * 4 * 4: "32x4x4, with the second convolution's 32 channels instead of the last one's 64",
+    3 * 32 * 32: "3x32x32, the input image itself",
+}
+
+
+def _first_linear_message(in_features: int) -> str:
+    """Why a first Linear layer built for ``in_features`` inputs does not fit."""
+    slip = _FLAT_SLIPS.get(in_features)
+    return (f"your first Linear layer is built for {in_features:,} features, but "
+            f"{_FIRST_LINEAR}" + (f"; {in_features:,} is {slip}" if slip else ""))
+
+
+_MATMUL = re.compile(r"mat1 and mat2 shapes cannot be multiplied "
+                     r"\((\d+)x(\d+) and (\d+)x(\d+)\)")
+_RESHAPE = re.compile(r"shape '\[[^\]]*\]' is invalid for input of size \d+")
+
+
+def _run_model(net: nn.Module, x: torch.Tensor) -> object:
+    """``net(x)`` without gradients; a shape error of the flatten or of a Linear layer becomes
+    a message that names the sizes the layers should have."""
+    try:
+        with torch.no_grad():
+            return net(x)
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        matmul = _MATMUL.search(detail)
+        if matmul:
+            got, built = int(matmul.group(2)), int(matmul.group(3))
+            raise CaseFailed(f"the forward pass failed ({detail}): a Linear layer built for "
+                             f"{built:,} inputs received {got:,} features per image; "
+                             f"{_FIRST_LINEAR}, and the second one receives the first one's 64 "
+                             "outputs", diagnosed=True) from None
+        if _RESHAPE.search(detail):
+            raise CaseFailed(f"the forward pass failed while flattening ({detail}); "
+                             f"{_FIRST_LINEAR}. Flatten with nn.Flatten() (or x.flatten(1)), "
+                             "which keeps the batch axis and needs no typed size",
+                             diagnosed=True) from None
+        raise
+
+
 def _relu_calls(model: nn.Module) -> list[int]:
     """How often each nn.ReLU leaf runs in one forward pass."""
     relus = [m for m in _leaves(model) if isinstance(m, nn.ReLU)]
@@ -191,8 +242,7 @@ def _relu_calls(model: nn.Module) -> list[int]:
     handles = [relu.register_forward_hook(
         lambda *args, i=i: calls.__setitem__(i, calls[i] + 1)) for i, relu in enumerate(relus)]
     try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, 32, 32))
+        _run_model(model.eval(), torch.zeros(1, 3, 32, 32))
     finally:
         for handle in handles:
             handle.remove()
@@ -256,7 +306,11 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
         for (kernel_size, stride), pool in found["pools"]:
             if kernel_size not in (2, (2, 2)) or stride not in (2, (2, 2)):
                 raise CaseFailed(f"found {pool}; expected MaxPool2d(2)", diagnosed=True)
-        for (sizes, linear), shape in zip(found["linears"], [(1024, 64), (64, 10)], strict=True):
+        for index, ((sizes, linear), shape) in enumerate(zip(found["linears"],
+                                                             [(1024, 64), (64, 10)], strict=True)):
+            if index == 0 and sizes[0] != shape[0]:
+                raise CaseFailed(f"found {linear}: {_first_linear_message(sizes[0])}; the layer "
+                                 "is Linear(64 * 4 * 4, 64)", diagnosed=True)
             if sizes != shape:
                 raise CaseFailed(f"found {linear}; expected Linear({shape[0]}, {shape[1]})",
                                  diagnosed=True)
@@ -270,8 +324,7 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
     def output_shape() -> None:
         generator = torch.Generator().manual_seed(seeds["output"])
         batch = 3 if hidden else 2
-        with torch.no_grad():
-            out = model().eval()(torch.randn(batch, 3, 32, 32, generator=generator))
+        out = _run_model(model().eval(), torch.randn(batch, 3, 32, 32, generator=generator))
         out = as_tensor(out, "the model's output")
         expect_shape(out, (batch, 10), "the model's output for a batch of 32x32 colour images")
 
@@ -282,18 +335,17 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
                              "forward pass never calls it", diagnosed=True)
 
     def single_image() -> None:
-        with torch.no_grad():
-            out = model().eval()(torch.rand(1, 3, 32, 32, generator=torch.Generator()
-                                            .manual_seed(seeds["one"])))
+        out = _run_model(model().eval(), torch.rand(1, 3, 32, 32, generator=torch.Generator()
+                                                    .manual_seed(seeds["one"])))
         expect_shape(as_tensor(out, "the model's output"), (1, 10),
                      "the model's output for one 32x32 colour image")
 
     def batch_independent() -> None:
         x = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(seeds["batch"]))
         net = model().eval()
-        with torch.no_grad():
-            together = as_tensor(net(x), "the model's output")
-            alone = torch.cat([net(x[i:i + 1]) for i in range(len(x))])
+        together = as_tensor(_run_model(net, x), "the model's output")
+        alone = torch.cat([as_tensor(_run_model(net, x[i:i + 1]), "the model's output")
+                           for i in range(len(x))])
         if not torch.allclose(together, alone, atol=1e-4, rtol=1e-4):
             raise CaseFailed("an image's scores change when other images are in the batch: "
                              "flatten with nn.Flatten() (which keeps the batch axis)",
@@ -558,6 +610,15 @@ def per_class_accuracy_cases(fn: Callable[..., torch.Tensor], hidden: bool = Fal
                                  "convert the counts to float before dividing", diagnosed=True)
             got = got.detach().cpu().double()
             absent = torch.isnan(expected)
+            n = len(true)
+            over_all = counts.diagonal() / n
+            if torch.allclose(got[~absent], over_all[~absent], atol=1e-6) and not torch.allclose(
+                    over_all[~absent], expected[~absent], atol=1e-6):
+                raise CaseFailed(f"you divided each class's correct predictions by the number of "
+                                 f"all samples ({n}); divide by the number of samples of that "
+                                 "class instead (torch.bincount(labels, minlength=num_classes)), "
+                                 "so that a class whose images are all right gets 1",
+                                 diagnosed=True)
             if absent.any() and not torch.isnan(got[absent]).all():
                 first = int(absent.nonzero()[0])
                 raise CaseFailed(f"class {first} never occurs in the labels, so its accuracy is "

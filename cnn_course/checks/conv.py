@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnn_course.arith import conv_output_size
@@ -25,6 +26,7 @@ from cnn_course.checks.core import (
     case_seed,
     expect_close,
     expect_shape,
+    observed,
     report,
 )
 
@@ -128,6 +130,73 @@ def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) 
     return cases
 
 
+# ---- im2col without loops -------------------------------------------------------------------
+# A loop over the images, the channels or the output positions calls PyTorch once per pass, so
+# the number of PyTorch calls grows with that size; unfold and one matrix product do not.
+
+class _OpCounter(TorchFunctionMode):
+    """Counts the PyTorch functions and tensor methods called while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+# (what grows, what the small and the large input are, their x and weight shapes);
+# stride 1, padding 1 and a bias in every run, so that only the named size changes
+_BASE = ((1, 2, 6, 6), (2, 2, 3, 3))
+_LOOP_PROBES = [
+    ("output positions", "a 6x6 output", "an 18x18 output", _BASE, ((1, 2, 18, 18), (2, 2, 3, 3))),
+    ("images of the batch", "1 image", "8 images", _BASE, ((8, 2, 6, 6), (2, 2, 3, 3))),
+    ("input channels", "1 input channel", "8 input channels",
+     ((1, 1, 6, 6), (2, 1, 3, 3)), ((1, 8, 6, 6), (2, 8, 3, 3))),
+    ("output channels", "1 output channel", "8 output channels",
+     ((1, 2, 6, 6), (1, 2, 3, 3)), ((1, 2, 6, 6), (8, 2, 3, 3))),
+]
+# A loop-free answer calls PyTorch equally often for both inputs; this leaves room for a
+# few calls that depend on a size in some other way.
+_SPARE_CALLS = 4
+
+
+def _loop_free_cases(fn: ConvFn, hidden: bool) -> list[Case]:
+    """Cases that refuse an answer whose number of PyTorch calls grows with the batch, the
+    channels or the number of output positions (the exercise rules out loops)."""
+    generator = torch.Generator().manual_seed(case_seed(4, hidden, "conv2d_im2col loops"))
+
+    def operations(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> int:
+        x = torch.randn(x_shape, generator=generator)
+        weight = torch.randn(w_shape, generator=generator)
+        bias = torch.randn(w_shape[0], generator=generator)
+        with _forbid_builtin_conv(), _OpCounter() as counter:
+            fn(x, weight, bias, stride=1, padding=1)
+        return counter.calls
+
+    cases = []
+    for what, small_name, large_name, small, large in _LOOP_PROBES:
+        # The counts are no return values of the learner's code: each is an observed unit.
+        def run(what=what, small_name=small_name, large_name=large_name, small=small,
+                large=large) -> None:
+            few = observed(lambda: operations(*small))
+            many = observed(lambda: operations(*large))
+            if many > few + _SPARE_CALLS:
+                raise MethodViolation(
+                    f"your function called {few} PyTorch operations for {small_name} and "
+                    f"{many} for {large_name}: it loops over the {what}. The exercise rules "
+                    "out loops: F.unfold gathers every patch of every image at once, and one "
+                    "matrix product with the reshaped weights computes all outputs")
+        cases.append(Case(f"no loop over the {what} ({small_name}, then {large_name})", run))
+    return cases
+
+
+def conv2d_im2col_cases(fn: ConvFn, hidden: bool = False) -> list[Case]:
+    """The convolution cases, then the rule of the exercise: no loops."""
+    return conv2d_cases(fn, hidden) + _loop_free_cases(fn, hidden)
+
+
 # ---- output size and parameter count --------------------------------------------------------
 
 _SIZE_CONFIGS = [  # n, kernel, padding, stride, dilation
@@ -207,18 +276,46 @@ def _edge_images(size: int = 12) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 _LARGEST_KERNEL = 15
 
 
+def _as_kernel(value: object) -> torch.Tensor:
+    """The exercise's return value: a float32 tensor of shape [k, k]. Anything else is
+    refused with what to change (a [1, 1, k, k] tensor, a list, integers, float64...)."""
+    if value is None:
+        raise CaseFailed("your function returned None (is the return statement missing?); "
+                         "return the kernel as a float32 tensor of shape [k, k]", diagnosed=True)
+    if isinstance(value, list | tuple):
+        raise CaseFailed(f"your function returned a Python {type(value).__name__}; return a "
+                         "tensor: wrap the rows in torch.tensor([[...], [...], [...]])",
+                         diagnosed=True)
+    kernel = as_tensor(value, "your kernel")
+    shape = tuple(kernel.shape)
+    if kernel.dim() > 2 and all(size == 1 for size in shape[:-2]):
+        raise CaseFailed(f"your kernel has shape {shape}; return only its height and width, "
+                         "a 2-D tensor of shape [k, k] such as [3, 3] (for example "
+                         "kernel.squeeze()): the checker and the cells below add the channel "
+                         "dimensions themselves", diagnosed=True)
+    if kernel.dim() != 2 or shape[0] != shape[1] or not kernel.numel():
+        raise CaseFailed(f"your kernel has shape {shape}; return a 2-D square tensor of shape "
+                         "[k, k] (as many rows as columns), such as [3, 3]", diagnosed=True)
+    if not kernel.is_floating_point():
+        raise CaseFailed(f"your kernel has dtype {kernel.dtype}; F.conv2d needs float32 "
+                         "numbers: write them with a decimal point, torch.tensor([[1.0, 0.0, "
+                         "-1.0], ...]), or add .float()", diagnosed=True)
+    if kernel.dtype != torch.float32:
+        raise CaseFailed(f"your kernel has dtype {kernel.dtype}, but the images it is applied "
+                         "to are float32, and F.conv2d refuses to mix the two: return float32 "
+                         "(add .float())", diagnosed=True)
+    return kernel
+
+
 def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = False
                                ) -> list[Case]:
-    """Any square kernel passes that answers a vertical edge, is silent on a flat image and
-    (nearly) silent on a horizontal edge; its size may be odd or even."""
+    """Any square float32 kernel [k, k] passes that answers a vertical edge, is silent on a
+    flat image and (nearly) silent on a horizontal edge; k may be odd or even."""
     state: dict[str, torch.Tensor] = {}
 
     def get_kernel() -> torch.Tensor:
         if "kernel" not in state:
-            kernel = as_tensor(fn(), "your kernel").detach().float()
-            if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or not kernel.numel():
-                raise CaseFailed(f"your kernel has shape {tuple(kernel.shape)}; use a square "
-                                 "kernel (as many rows as columns) such as 3x3", diagnosed=True)
+            kernel = _as_kernel(fn())
             if kernel.shape[0] > _LARGEST_KERNEL:
                 raise CaseFailed(f"your kernel is {kernel.shape[0]}x{kernel.shape[0]}; an edge "
                                  f"detector is small: use at most {_LARGEST_KERNEL}x"
@@ -226,7 +323,7 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
             if not torch.isfinite(kernel).all():
                 raise CaseFailed("your kernel contains nan or inf; use finite numbers",
                                  diagnosed=True)
-            state["kernel"] = kernel
+            state["kernel"] = kernel.detach().cpu()
         return state["kernel"]
 
     def images() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -255,7 +352,7 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
                              "vertical one; it should compare left with right, not top with "
                              "bottom")
 
-    def is_square() -> None:
+    def is_a_kernel() -> None:
         get_kernel()
 
     # the hidden images' grey levels and edge position, drawn from the hidden seed
@@ -296,7 +393,7 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
         Case("a non-square image with a horizontal edge", silent_on_other_horizontal),
         Case(f"a flat non-square image at level {flat_level}", silent_on_other_flat),
     ]
-    return [Case("a square kernel of finite numbers", is_square),
+    return [Case("a float32 tensor of shape [k, k], finite numbers", is_a_kernel),
             Case("an image with a vertical edge", responds_to_vertical),
             Case("a flat grey image", silent_on_flat),
             Case("an image with a horizontal edge", silent_on_horizontal)
@@ -309,7 +406,8 @@ EXERCISES = Exercises({
         "the output size is (n + 2p - k) // s + 1; each output value sums input * kernel over "
         "all input channels and kernel positions."),
     "conv2d_im2col": Exercise(
-        conv2d_cases, "all {n} cases match F.conv2d.",
+        conv2d_im2col_cases, "all {n} cases pass: the outputs match F.conv2d, and nothing "
+        "loops over the images, channels or output positions.",
         "F.unfold gives [N, C_in*kH*kW, L]; multiply by the weight reshaped to "
         "[C_out, C_in*kH*kW], then reshape L into (H_out, W_out)."),
     "conv_output_size": Exercise(
@@ -332,7 +430,8 @@ def check_conv2d_loops(fn: ConvFn) -> None:
 
 
 def check_conv2d_im2col(fn: ConvFn) -> None:
-    """Compare the unfold (im2col) conv2d with ``F.conv2d`` on the same cases."""
+    """Compare the unfold (im2col) conv2d with ``F.conv2d`` on the same cases, and refuse
+    loops over the images, channels or output positions."""
     report(run_check("conv2d_im2col", fn))
 
 

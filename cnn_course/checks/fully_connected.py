@@ -7,6 +7,7 @@ so that a grader can run them with other seeds (``hidden=True``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 
@@ -22,6 +23,7 @@ from cnn_course.checks.core import (
     CaseFailed,
     Exercise,
     Exercises,
+    _where_in_learner_code,
     as_tensor,
     case_seed,
     expect_close,
@@ -30,6 +32,63 @@ from cnn_course.checks.core import (
 )
 from cnn_course.checks.pooling import call_with_specs
 from cnn_course.summary import model_summary
+
+# ---- reshapes that cannot work --------------------------------------------------------------
+
+_INVALID_SHAPE = re.compile(r"shape '\[([^\]]*)\]' is invalid for input of size (\d+)")
+_UNFLATTEN = re.compile(r"don't multiply up to the size of dim")
+_NOT_CONTIGUOUS = "view size is not compatible with input tensor's size and stride"
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def reshape_failure(error: BaseException, expected: str, advice: str = "") -> CaseFailed | None:
+    """A verdict for a learner's ``reshape``/``view``/``unflatten`` that cannot work, naming
+    the shape the exercise expects (``expected``, e.g. "[N, 400] from [N, 16, 5, 5]"); None
+    for any other error, which the checker then reports as it is."""
+    if not isinstance(error, RuntimeError):
+        return None
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    where = _where_in_learner_code(error)
+    match = _INVALID_SHAPE.search(text)
+    if match:
+        target = [int(v) for v in match.group(1).split(",") if v.strip()]
+        size = int(match.group(2))
+        known = math.prod(v for v in target if v != -1)
+        if -1 in target:
+            why = (f"the other sizes multiply to {known:,}, which does not divide {size:,}, so "
+                   "-1 cannot be filled in")
+        else:
+            why = f"that shape holds {known:,} values"
+        problem = (f"your code could not reshape a tensor of {size:,} values to "
+                   f"{_shape_text(target)}{where}: {why}. A reshape or view keeps every value, "
+                   "so the sizes must multiply to the same number")
+    elif _UNFLATTEN.search(text):
+        problem = (f"your code could not unflatten a dimension{where}: {text}. The new sizes "
+                   "must multiply to the size of the dimension they replace")
+    elif _NOT_CONTIGUOUS in text:
+        problem = (f"your code's view(...) failed{where}: after a transpose or permute the "
+                   "values are no longer stored in reading order, and view cannot move them; "
+                   "use reshape(...), which copies when it has to")
+    else:
+        return None
+    tail = f"; {advice}" if advice else ""
+    return CaseFailed(f"expected {expected}, but {problem}{tail}", diagnosed=True)
+
+
+def _call_reshaping(call: Callable[[], object], expected: str, advice: str = "") -> object:
+    """``call()``, with an impossible reshape in the learner's code reported by
+    :func:`reshape_failure` instead of PyTorch's bare message."""
+    try:
+        return call()
+    except RuntimeError as error:
+        failure = reshape_failure(error, expected, advice)
+        if failure is None:
+            raise
+        raise failure from None
+
 
 # ---- integers -------------------------------------------------------------------------------
 
@@ -248,9 +307,12 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
     cases = []
     for description, input_shape, specs in configs:
         def run(input_shape=input_shape, specs=specs) -> None:
-            got = _expect_int(call_with_specs(fn, input_shape, specs))
             channels, *spatial = _shape_after(input_shape, specs)
             expected = channels * math.prod(spatial)
+            maps = _shape_text((1, channels, *spatial))
+            got = _expect_int(_call_reshaping(
+                lambda: call_with_specs(fn, input_shape, specs),
+                f"{expected} values per image (Flatten turns {maps} into [1, {expected}])"))
             if got == expected:
                 return
             real = " x ".join(map(str, (channels, *spatial)))
@@ -307,7 +369,27 @@ _TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = 
         nn.Tanh(), nn.Linear(84, 10)), (1, 32, 32)),
 ]
 
+def _frozen(module: nn.Module) -> nn.Module:
+    """``module`` with every parameter frozen (requires_grad=False): still parameters."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
+_TABLE_MODELS += [
+    ("batch normalization: running mean and variance are buffers, not parameters",
+     lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(4 * 8 * 8, 3)), (1, 10, 10)),
+    ("a frozen first layer (requires_grad=False) still has its parameters",
+     lambda: nn.Sequential(_frozen(nn.Conv2d(1, 6, 5)), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(6 * 6 * 6, 10)), (1, 16, 16)),
+]
+
 _HIDDEN_TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = [
+    ("frozen batch normalization after a strided conv", lambda: nn.Sequential(
+        nn.Conv2d(3, 6, 3, stride=2), _frozen(nn.BatchNorm2d(6)), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), _frozen(nn.Linear(6, 4)), nn.Linear(4, 2)),
+     (3, 15, 13)),
     ("a global-average-pooling head", lambda: nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(8, 4)), (3, 17, 23)),
@@ -357,6 +439,39 @@ def _as_row(row: object, index: int) -> tuple[object, tuple, object]:
     return kind, tuple(shape), params
 
 
+def _table_shapes_text(rows: Sequence[tuple[str, tuple[int, ...], int]]) -> str:
+    """The output shapes the exercise expects, batch dimension included, for a message."""
+    shapes = ", ".join(f"{kind} {_shape_text((1, *shape))}" for kind, shape, _ in rows)
+    return f"the layers' outputs {shapes}"
+
+
+def _diagnose_count(params: object, expected: int, layer: nn.Module, model: nn.Module,
+                    where: str) -> None:
+    """Name the mistake behind a wrong parameter count, if it is a known one."""
+    weights_only = sum(p.numel() for n, p in layer.named_parameters() if n != "bias")
+    trainable = sum(p.numel() for p in layer.parameters() if p.requires_grad)
+    buffers = dict(layer.named_buffers())
+    in_buffers = sum(b.numel() for b in buffers.values())
+    if buffers and params in (expected + in_buffers, in_buffers):
+        names = ", ".join(buffers)
+        raise CaseFailed(f"{where}: {params} counts the layer's buffers ({names}: "
+                         f"{in_buffers} values). Buffers are statistics the layer keeps, not "
+                         "parameters: nothing learns them, although state_dict() lists them. "
+                         f"Count layer.parameters() only: {expected}", diagnosed=True)
+    if trainable != expected and params == trainable:
+        raise CaseFailed(f"{where}: {params} leaves out the frozen parameters "
+                         "(requires_grad=False). Frozen parameters are still parameters, "
+                         "training only leaves them alone: count every tensor in "
+                         f"layer.parameters(), {expected}", diagnosed=True)
+    if expected != weights_only and params == weights_only:
+        raise CaseFailed(f"{where}: {params} parameters counts the weights only; the bias adds "
+                         f"{expected - weights_only}", diagnosed=True)
+    total = sum(p.numel() for p in model.parameters())
+    if total != expected and params == total:
+        raise CaseFailed(f"{where}: {params} is the whole model's count; count the parameters "
+                         "of this layer alone, layer.parameters()", diagnosed=True)
+
+
 def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Case]:
     seed = case_seed(0, hidden, "layer_table")
     cases = []
@@ -375,7 +490,10 @@ def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Cas
                         raise
                     except Exception as error:
                         if unbatched_error is None or str(error) != unbatched_error:
-                            raise
+                            failure = reshape_failure(error, _table_shapes_text(expected))
+                            if failure is None:
+                                raise
+                            raise failure from None
                         raise CaseFailed(f"your code raised {type(error).__name__}: {error}. "
                                          f"That is what happens without a batch dimension: "
                                          f"{_RUN_BATCHED}", diagnosed=True) from None
@@ -410,13 +528,8 @@ def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Cas
                         raise CaseFailed(f"{where}: shape {shape}, expected {shape_e}: "
                                          f"{_RUN_BATCHED}", diagnosed=True)
                     raise CaseFailed(f"{where}: output shape {shape}, expected {shape_e}")
-                weights_only = sum(p.numel() for n, p in layer.named_parameters()
-                                   if n != "bias")
                 if params != params_e:
-                    if params_e != weights_only and params == weights_only:
-                        raise CaseFailed(f"{where}: {params} parameters counts the weights "
-                                         f"only; the bias adds {params_e - weights_only}",
-                                         diagnosed=True)
+                    _diagnose_count(params, params_e, layer, model, where)
                     raise CaseFailed(f"{where}: {params!r} parameters, expected {params_e}")
         cases.append(Case(f"{description}, input {input_shape}", run))
     return cases
@@ -466,7 +579,14 @@ def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) ->
             cell = (height // grid, width // grid)
             grid_map = _pooled(images, cell)                 # PyTorch's average pooling
             expected = grid_map.reshape(n, grid * grid)
-            got = as_tensor(fn(images.clone(), grid), "the output")
+            cells = _shape_text((n, grid, height // grid, grid, width // grid))
+            got = as_tensor(_call_reshaping(
+                lambda: fn(images.clone(), grid),
+                f"features {_shape_text((n, grid * grid))} from images "
+                f"{_shape_text((n, height, width))}",
+                f"split each axis into cells first, {cells}, average dimensions 2 and 4, "
+                f"then reshape the {n} x {grid} x {grid} means to {_shape_text((n, grid * grid))}"),
+                "the output")
             if tuple(got.shape) == (n, grid, grid):
                 raise CaseFailed(f"the output has shape {tuple(got.shape)}: flatten the grid "
                                  f"into one row of {grid * grid} features per image",

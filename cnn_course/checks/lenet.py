@@ -158,6 +158,17 @@ def layer_table_cases(fn: Callable[..., object], hidden: bool = False) -> list[C
 _NO_PADDING = ("C1 has no padding, so on 28x28 digits it gives 24x24 maps and S4 gives "
                "16x4x4 = 256 values per image instead of 16x5x5 = 400. Give C1 padding=2 (or "
                "pad the images to 32x32)")
+# What C5 receives, said once for every message about it.
+_C5_INPUT = ("16*5*5 = 400 features per image: S4's maps for a 32x32 input, or for a 28x28 "
+             "digit with padding=2 on C1")
+
+
+def _s4_size(convs: list[tuple[nn.Conv2d, tuple[int, ...]]]) -> str:
+    """What S4 handed on in this forward pass, from C3's output shape, e.g. '16x5x5 = 400'."""
+    if len(convs) < 2 or len(convs[-1][1]) != 3:
+        return ""
+    channels, height, width = convs[-1][1]
+    return f"{channels}x{height // 2}x{width // 2} = {channels * (height // 2) * (width // 2)}"
 _EXPECTED_PARAMS = {"C1": 156, "C3": 2416, "C5": 48120, "F6": 10164, "output": 850}
 
 
@@ -221,11 +232,16 @@ class _Recorder:
         if x.shape[-1] == module.in_features:
             return
         if self.c1_unpadded():
-            raise CaseFailed(f"shape error at C5: it expects {module.in_features} inputs but "
-                             f"gets {x.shape[-1]}. {_NO_PADDING}", diagnosed=True)
-        raise CaseFailed(f"wrong flatten size: S4 gives {x.shape[-1]} values per image but your "
-                         f"first Linear layer expects {module.in_features}; LeNet-5's C5 is "
-                         "nn.Linear(16 * 5 * 5, 120)", diagnosed=True)
+            raise CaseFailed(f"shape error at C5: it is built for {module.in_features} inputs "
+                             f"but gets {x.shape[-1]} per image. {_NO_PADDING}", diagnosed=True)
+        if x.shape[-1] == 400:
+            raise CaseFailed(f"wrong flatten size: your first Linear layer (C5) is built for "
+                             f"{module.in_features} features, but it receives {_C5_INPUT}; "
+                             "C5 is nn.Linear(16 * 5 * 5, 120)", diagnosed=True)
+        raise CaseFailed(f"wrong flatten size: S4 hands on {x.shape[-1]} values per image and "
+                         f"your first Linear layer is built for {module.in_features}, but in "
+                         f"LeNet-5 C5 receives {_C5_INPUT}; compare C1 and C3 with the table "
+                         "of Exercise 1", diagnosed=True)
 
     def c1_unpadded(self) -> bool:
         return bool(self.convs) and self.convs[0][1][-1] == 24
@@ -266,9 +282,19 @@ def _recorded_forward(model: nn.Module, x: torch.Tensor) -> tuple:
         with torch.no_grad():
             out = model(x)
     except RuntimeError as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if recorder.c1_unpadded():  # e.g. x.view(-1, 400) failing on 16x4x4 maps
-            raise CaseFailed(f"your forward pass failed ({str(error).splitlines()[0]}). "
-                             f"{_NO_PADDING}", diagnosed=True) from None
+            raise CaseFailed(f"your forward pass failed ({detail}). {_NO_PADDING}",
+                             diagnosed=True) from None
+        s4 = _s4_size(recorder.convs)
+        if s4 and not recorder.linears and "invalid for input of size" in detail:
+            found = (f"S4 gives {s4} values per image, and C5, the first Linear layer, "
+                     "takes all of them" if s4 == "16x5x5 = 400" else
+                     f"S4 gives {s4} values per image, but C5, the first Linear layer, should "
+                     f"receive {_C5_INPUT}")
+            raise CaseFailed(f"your forward pass failed while flattening ({detail}): {found}. "
+                             "Flatten with x.flatten(1) (or x.view(x.size(0), -1)), which keeps "
+                             "the batch axis and needs no typed size", diagnosed=True) from None
         raise
     finally:
         recorder.close()
@@ -278,6 +304,17 @@ def _recorded_forward(model: nn.Module, x: torch.Tensor) -> tuple:
     layers = [m for m, _ in recorder.convs] + [m for m, _ in recorder.linears]
     return (out, [shape for _, shape in recorder.convs], [shape for _, shape in recorder.linears],
             [_weights(m) for m in layers], [sum(p.numel() for p in m.parameters()) for m in layers])
+
+
+def _parameter_owners(model: nn.Module) -> tuple[int, list[tuple[str, str, int]]]:
+    """All of the model's parameters (frozen ones too: ``requires_grad=False`` does not make a
+    parameter a buffer), and the layers other than Conv2d and Linear that own some, as
+    (name, class name, count). Buffers, such as BatchNorm's running statistics, are not
+    parameters and are not counted."""
+    others = [(name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)))
+              for name, m in model.named_modules() if not isinstance(m, nn.Conv2d | nn.Linear)]
+    return (sum(p.numel() for p in model.parameters()),
+            [(name or "the model", kind, count) for name, kind, count in others if count])
 
 
 def _digits(count: int, seed: int) -> torch.Tensor:
@@ -363,10 +400,13 @@ def lenet5_cases(fn: Callable[..., nn.Module], hidden: bool = False) -> list[Cas
                 raise CaseFailed(f"{name} has {count:,} parameters, expected "
                                  f"{_EXPECTED_PARAMS[name]:,}")
         # observed: a model rebuilt from its forward pass would lack the unused parameters
-        total = observed(lambda: sum(p.numel() for p in model.parameters()))
+        total, others = observed(lambda: _parameter_owners(model))
         if total != 61706:
+            where = "; ".join(f"{name} ({kind}) has {count:,}" for name, kind, count in others)
             raise CaseFailed(f"your model has {total:,} parameters in all, expected 61,706; "
-                             "remove parameters that LeNet-5 does not have", diagnosed=True)
+                             "remove parameters that LeNet-5 does not have"
+                             + (f": besides the Conv2d and Linear layers, {where}" if where
+                                else ""), diagnosed=True)
 
     def samples_independent() -> None:
         model = _build(fn)

@@ -278,12 +278,16 @@ def _rmsprop_variant(*, swapped: bool = False, eps_mode: str = "outside",
 
 def _adam_variant(*, correct_m: bool = True, correct_v: bool = True, eps_mode: str = "outside",
                   decay: str = "l2", t_mode: str = "per_call", swapped: bool = False,
-                  decay_scale: str = "lr") -> StepFn:
+                  decay_scale: str = "lr", betas_mode: str = "right") -> StepFn:
     """Adam/AdamW with one deliberate change. eps_mode: outside | inside | uncorrected;
-    decay: l2 | decoupled | none | both; t_mode: per_call | per_tensor | from_zero;
-    decay_scale (decoupled only): lr | none."""
+    decay: l2 | decoupled | none | both; t_mode: per_call | per_tensor | from_zero | stuck;
+    decay_scale (decoupled only): lr | none; betas_mode: right | swapped (β2 for m and β1
+    for v everywhere) | swapped_moments (in the averages only, the corrections right)."""
     def step(params, grads, state, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         beta1, beta2 = betas
+        # the betas the moving averages use, and the ones the bias corrections use
+        m_beta, v_beta = (beta2, beta1) if betas_mode != "right" else (beta1, beta2)
+        m_fix, v_fix = (beta2, beta1) if betas_mode == "swapped" else (beta1, beta2)
         if decay in ("l2", "both"):
             grads = _l2(params, grads, weight_decay)
         if decay in ("decoupled", "both"):
@@ -292,24 +296,26 @@ def _adam_variant(*, correct_m: bool = True, correct_v: bool = True, eps_mode: s
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if t_mode == "per_tensor":
                 state["t"] = t = state.get("t", 0) + 1
+            elif t_mode == "stuck":
+                t = 1
             else:
                 if i == 0:
                     state["t"] = state.get("t", 0) + 1
                 t = state["t"] - (1 if t_mode == "from_zero" else 0)
             m_old, v_old = state.get(("m", i), 0 * p), state.get(("v", i), 0 * p)
             if swapped:
-                m = (1 - beta1) * m_old + beta1 * g
-                v = (1 - beta2) * v_old + beta2 * g * g
+                m = (1 - m_beta) * m_old + m_beta * g
+                v = (1 - v_beta) * v_old + v_beta * g * g
             else:
-                m = beta1 * m_old + (1 - beta1) * g
-                v = beta2 * v_old + (1 - beta2) * g * g
+                m = m_beta * m_old + (1 - m_beta) * g
+                v = v_beta * v_old + (1 - v_beta) * g * g
             state["m", i], state["v", i] = m, v
-            m_hat = m / (1 - beta1 ** t) if correct_m else m
-            v_hat = v / (1 - beta2 ** t) if correct_v else v
+            m_hat = m / (1 - m_fix ** t) if correct_m else m
+            v_hat = v / (1 - v_fix ** t) if correct_v else v
             if eps_mode == "inside":
                 denominator = (v_hat + eps).sqrt()
             elif eps_mode == "uncorrected":
-                denominator = (v.sqrt() + eps) / (1 - beta2 ** t) ** 0.5
+                denominator = (v.sqrt() + eps) / (1 - v_fix ** t) ** 0.5
             else:
                 denominator = v_hat.sqrt() + eps
             p -= lr * m_hat / denominator
@@ -375,6 +381,13 @@ _NO_CORRECTION = (
     "1 − β1^t and v by 1 − β2^t, with t the step count (1 at the first step)")
 
 
+_BETAS_SWAPPED = (
+    "β1 and β2 are swapped: you used β2 for the first moment m and β1 for the second moment "
+    "v. betas = (β1, β2): β1 (0.9 by default) averages the gradients, m ← β1·m + (1−β1)·g, "
+    "and β2 (0.999) the squared gradients, v ← β2·v + (1−β2)·g²; the bias corrections "
+    "divide m by 1 − β1^t and v by 1 − β2^t")
+
+
 def _adam_mistakes(decay: str) -> dict[str, StepFn]:
     """Mistakes in the Adam part of the update, with Adam's (l2) or AdamW's decay."""
     return {
@@ -387,8 +400,15 @@ def _adam_mistakes(decay: str) -> dict[str, StepFn]:
         "correction divides by zero": _adam_variant(t_mode="from_zero", decay=decay),
         "your step count goes up once per parameter tensor; it must go up once per call, so "
         "that every tensor uses the same t": _adam_variant(t_mode="per_tensor", decay=decay),
+        "your step count never advances: t must go up by one at every call (keep it in "
+        "`state`), so that the bias correction fades as 1 − β^t approaches 1":
+            _adam_variant(t_mode="stuck", decay=decay),
         "β and 1 − β are swapped: m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g²":
             _adam_variant(swapped=True, decay=decay),
+        _BETAS_SWAPPED: _adam_variant(betas_mode="swapped", decay=decay),
+        _BETAS_SWAPPED + ". (Your bias corrections already use the right betas; only the "
+        "moving averages have them swapped.)": _adam_variant(betas_mode="swapped_moments",
+                                                            decay=decay),
         "eps is inside the square root; PyTorch adds it after: m̂ / (sqrt(v̂) + eps)":
             _adam_variant(eps_mode="inside", decay=decay),
         "eps is added to sqrt(v) before the bias correction (the Adam paper's 'efficient' "

@@ -51,7 +51,6 @@ _BUILTIN_POOLING = [(owner, name) for name in _POOL_FUNCTIONS for owner in (F, t
 _AUTOGRAD = [(torch.autograd, "backward"), (torch.autograd, "grad")]
 _NO_BUILTIN_POOLING = ("your function called PyTorch's built-in pooling; the exercise is to "
                        "compute it yourself")
-_NO_AUTOGRAD = "your function used autograd; the exercise is to route the gradient yourself"
 
 
 def _make_input(shape: tuple[int, ...], negative: bool, generator: torch.Generator
@@ -174,116 +173,191 @@ def avg_pool2d_cases(fn: PoolFn, hidden: bool = False) -> list[Case]:
     return _pool_cases("avg", fn, hidden)
 
 
-# ---- the backward pass of max pooling -------------------------------------------------------
+# ---- where max pooling takes its values from ------------------------------------------------
 
-# (description, input shape, kernel, stride)
-_BACKWARD_CONFIGS = [
-    ("one 4x4 channel", (1, 1, 4, 4), 2, 2),
-    ("batch of 2, 3 channels", (2, 3, 6, 6), 2, 2),
-    ("non-square input whose last row and column are in no window", (1, 2, 5, 7), 2, 2),
-    ("overlapping windows", (1, 1, 6, 6), 3, 1),
-    ("overlapping windows, batch of 2", (2, 2, 7, 9), 3, 2),
-    ("a stride larger than the kernel leaves gaps", (1, 3, 8, 8), 2, 3),
+# (description, input shape, kernel, stride or OMIT, kind of values)
+# "distinct": random real numbers, so every window has one clear maximum; "ties": small whole
+# numbers, so many windows hold their maximum twice or more; "constant": one value everywhere.
+_WINNER_CONFIGS = [
+    ("one 4x4 channel", (1, 1, 4, 4), 2, 2, "distinct"),
+    ("stride left out (it defaults to the kernel size)", (1, 1, 6, 6), 2, OMIT, "distinct"),
+    ("batch of 2, 3 channels", (2, 3, 6, 6), 2, 2, "distinct"),
+    ("ties: several values share a window's maximum", (2, 2, 6, 8), 2, OMIT, "ties"),
+    ("a constant input: every window is one big tie", (1, 1, 4, 6), 2, OMIT, "constant"),
+    ("the last row and column are in no window", (1, 2, 5, 7), 2, 2, "distinct"),
+    ("overlapping windows: one input can win several", (1, 1, 6, 6), 3, 1, "distinct"),
+    ("overlapping windows with ties", (2, 2, 7, 9), 3, 2, "ties"),
+    ("a stride larger than the kernel leaves gaps", (1, 3, 8, 8), 2, 3, "distinct"),
 ]
 
-
-def _autograd_pool_grad(pool: Callable, x: torch.Tensor, grad_output: torch.Tensor,
-                        kernel: int, stride: int) -> torch.Tensor:
-    leaf = x.detach().clone().requires_grad_(True)
-    pool(leaf, kernel, stride).backward(grad_output)
-    return leaf.grad
+_NO_AUTOGRAD_WINNERS = ("your function used autograd; the exercise is to find the winning "
+                        "positions yourself")
+_TIE_RULE = ("the first in reading order (row by row, left to right) wins, as argmax picks it "
+             "and as PyTorch's max pooling does")
 
 
-def _backward_mistakes(x: torch.Tensor, grad_output: torch.Tensor, kernel: int, stride: int
-                       ) -> list[tuple[str, torch.Tensor]]:
-    spread = _autograd_pool_grad(F.avg_pool2d, x, grad_output, kernel, stride)
-    wins = _autograd_pool_grad(F.max_pool2d, x, torch.ones_like(grad_output), kernel, stride)
-    mistakes = [
-        ("you spread each output's gradient over its whole window (divided by kernel_size**2): "
-         "that is average pooling's backward. In max pooling only the position that held the "
-         "window's maximum receives the gradient; the other positions get 0", spread),
-        ("you copied each output's gradient to every position of its window: only the position "
-         "that held the window's maximum receives it; the others get 0",
-         spread * kernel * kernel),
-        ("you put 1 at each window's maximum; by the chain rule it receives that output's "
-         "gradient, grad_output[n, c, i, j]", wins),
+def _winner_input(shape: tuple[int, ...], values: str, generator: torch.Generator
+                  ) -> torch.Tensor:
+    if values == "ties":
+        return torch.randint(0, 3, shape, generator=generator).float()
+    if values == "constant":
+        return torch.full(shape, 0.5)
+    return torch.randn(shape, generator=generator)
+
+
+def _count_winners(x: torch.Tensor, kernel: int, stride: int, *, ceil_mode: bool = False
+                   ) -> torch.Tensor:
+    """How often each input is the one that F.max_pool2d keeps (its first maximum)."""
+    n, c, height, width = x.shape
+    pooled, index = F.max_pool2d(x, kernel, stride, ceil_mode=ceil_mode, return_indices=True)
+    counts = torch.zeros(n, c, height * width, dtype=torch.float64)
+    counts.scatter_add_(2, index.flatten(2), torch.ones(pooled.flatten(2).shape,
+                                                         dtype=torch.float64))
+    return counts.view(x.shape)
+
+
+def _window_origins(h_out: int, w_out: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.arange(h_out).view(h_out, 1) * stride,
+            torch.arange(w_out).view(1, w_out) * stride)
+
+
+def _mark_ties(x: torch.Tensor, kernel: int, stride: int, *, last: bool = False,
+               every: bool = False) -> torch.Tensor:
+    """Counts as a learner gets them by marking every tied maximum, or the last one."""
+    windows = x.double().unfold(2, kernel, stride).unfold(3, kernel, stride)
+    n, c, h_out, w_out = windows.shape[:4]
+    flat = windows.reshape(n, c, h_out, w_out, kernel * kernel)
+    best = flat.amax(dim=-1, keepdim=True)
+    if every:
+        chosen = (flat == best).double()
+    else:  # the last maximum in reading order
+        reverse_index = (flat == best).flip(-1).double().argmax(dim=-1)
+        chosen = F.one_hot(kernel * kernel - 1 - reverse_index, kernel * kernel).double()
+    # fold adds the marks of overlapping windows
+    columns = chosen.permute(0, 1, 4, 2, 3).reshape(n, c * kernel * kernel, h_out * w_out)
+    height, width = x.shape[-2:]
+    usable = ((h_out - 1) * stride + kernel, (w_out - 1) * stride + kernel)
+    folded = F.fold(columns, usable, kernel, stride=stride)
+    return F.pad(folded, (0, width - usable[1], 0, height - usable[0]))
+
+
+def _mark_without_offset(x: torch.Tensor, kernel: int, stride: int, *, at_output: bool
+                         ) -> torch.Tensor:
+    """Marks placed at the output position (i, j), or at the winner's place (r, c) inside its
+    window without adding the window's top-left corner."""
+    n, c = x.shape[:2]
+    pooled, index = F.max_pool2d(x, kernel, stride, return_indices=True)
+    h_out, w_out = pooled.shape[-2:]
+    width = x.shape[-1]
+    marks = torch.zeros(n, c, x.shape[-2] * width, dtype=torch.float64)
+    if at_output:
+        rows, cols = _window_origins(h_out, w_out, 1)
+        rows, cols = rows.expand(h_out, w_out), cols.expand(h_out, w_out)
+        flat = (rows * width + cols).expand(n, c, h_out, w_out)
+    else:
+        top, left = _window_origins(h_out, w_out, stride)
+        flat = (index // width - top) * width + (index % width - left)
+    marks.scatter_add_(2, flat.reshape(n, c, -1), torch.ones(n, c, h_out * w_out,
+                                                             dtype=torch.float64))
+    return marks.view(x.shape)
+
+
+def _winner_mistakes(x: torch.Tensor, kernel: int, stride: int, stride_given: bool
+                     ) -> list[tuple[str, torch.Tensor]]:
+    """Results of plausible wrong answers, each with the explanation of the mistake."""
+    expected = _count_winners(x, kernel, stride)
+    mistakes: list[tuple[str, torch.Tensor]] = [
+        ("in a window where several values tie for the maximum, you marked all of them; max "
+         f"pooling keeps ONE value, so mark one position: {_TIE_RULE}",
+         _mark_ties(x, kernel, stride, every=True)),
+        ("where windows overlap, one input can be the maximum of several windows: count them "
+         "(add 1 for every window it wins, += 1, rather than setting it to 1)",
+         (expected > 0).double()),
+        ("in a window where several values tie for the maximum, you marked all of them (and "
+         f"overlapping windows did not add up); mark one position per window: {_TIE_RULE}",
+         (_mark_ties(x, kernel, stride, every=True) > 0).double()),
+        ("in a window where several values tie for the maximum, you marked the last of them "
+         f"(a >= comparison, or a scan from the end); {_TIE_RULE}",
+         _mark_ties(x, kernel, stride, last=True)),
+        ("your marks sit at the OUTPUT positions (i, j); mark the input position the value "
+         "came from: row i*stride + r, column j*stride + c, where (r, c) is the maximum's place "
+         "inside window (i, j)",
+         _mark_without_offset(x, kernel, stride, at_output=True)),
+        ("your marks sit at the maximum's place (r, c) inside its window, but not at the "
+         "window's place in the input: add the window's top-left corner, row i*stride and "
+         "column j*stride",
+         _mark_without_offset(x, kernel, stride, at_output=False)),
     ]
-    for wrong_stride in sorted({1, kernel} - {stride}):
-        mistakes.append((f"your gradients land where the windows would be with stride "
-                         f"{wrong_stride}, but the stride is {stride}: window (i, j) starts at "
-                         "row i*stride, column j*stride",
-                         _reference_backward(x, grad_output, kernel, wrong_stride)))
+    if stride != 1:
+        text = (f"your marks are those of stride 1, but stride={stride} was asked for: window "
+                "(i, j) starts at row i*stride, column j*stride" if stride_given else
+                "called without a stride, your function used stride 1; stride=None means "
+                "stride = kernel_size, as in PyTorch")
+        mistakes.append((text, _count_winners(x, kernel, 1)))
+    if stride_given and stride != kernel:
+        mistakes.append((f"your marks are those of stride = kernel_size = {kernel}, but "
+                         f"stride={stride} was asked for: kernel_size is only the default, "
+                         "used when stride is None", _count_winners(x, kernel, kernel)))
+    ceil = _count_winners(x, kernel, stride, ceil_mode=True)
+    if not torch.equal(ceil, expected):
+        mistakes.append(("you marked winners of partial windows at the border; a window that "
+                         "does not fit whole is dropped, as max pooling drops it (the output "
+                         "size rounds down)", ceil))
     return mistakes
 
 
-def _reference_backward(x: torch.Tensor, grad_output: torch.Tensor, kernel: int, stride: int
-                        ) -> torch.Tensor:
-    """Scatter each output's gradient to its window's first maximum (for diagnosis only)."""
-    n, c, _, _ = x.shape
-    grad = torch.zeros_like(x)
-    h_out, w_out = grad_output.shape[-2:]
-    for i in range(h_out):
-        for j in range(w_out):
-            top, left = i * stride, j * stride
-            window = x[:, :, top:top + kernel, left:left + kernel]
-            if window.shape[-2:] != (kernel, kernel):
-                continue
-            winner = window.reshape(n, c, -1).argmax(-1)
-            for b in range(n):
-                for ch in range(c):
-                    row = top + int(winner[b, ch]) // kernel
-                    col = left + int(winner[b, ch]) % kernel
-                    grad[b, ch, row, col] += grad_output[b, ch, i, j]
-    return grad
-
-
-def _overwrote_shared_maxima(got: torch.Tensor, expected: torch.Tensor, wins: torch.Tensor
-                             ) -> bool:
-    """True when ``got`` is right wherever one window at most chose a position, and wrong only
-    where several overlapping windows chose the same one."""
-    got64, expected64 = got.detach().double(), expected.double()
-    wrong = ~torch.isclose(got64, expected64, atol=1e-4, rtol=1e-4)
-    shared = wins >= 2
-    return bool(wrong.any()) and not bool((wrong & ~shared).any())
-
-
-def max_pool2d_backward_cases(fn: Callable[..., torch.Tensor], hidden: bool = False
-                              ) -> list[Case]:
-    generator = torch.Generator().manual_seed(case_seed(5, hidden, "max_pool2d_backward"))
-    configs = list(_BACKWARD_CONFIGS)
+def max_pool2d_winners_cases(fn: Callable[..., torch.Tensor], hidden: bool = False
+                             ) -> list[Case]:
+    generator = torch.Generator().manual_seed(case_seed(5, hidden, "max_pool2d_winners"))
+    configs = list(_WINNER_CONFIGS)
     if hidden:
-        for description, shape, kernel, stride, _, _ in _random_configs(generator, 8):
-            configs.append((description, shape, kernel, stride))
+        for index, (_, shape, kernel, stride, _, _) in enumerate(_random_configs(generator, 8)):
+            values = ("ties", "distinct")[index % 2]
+            label = "with ties" if values == "ties" else "without ties"
+            configs.append((f"random case {label}", shape, kernel, stride, values))
     cases = []
-    for description, shape, kernel, stride in configs:
-        x = torch.randn(shape, generator=generator)  # continuous values: no ties for the max
-        out_shape = F.max_pool2d(x, kernel, stride).shape
-        grad_output = torch.randn(out_shape, generator=generator)
+    for description, shape, kernel, stride, values in configs:
+        x = _winner_input(shape, values, generator)
+        stride_given = stride is not OMIT
+        effective = stride if stride_given else kernel
 
-        def run(x=x, grad_output=grad_output, kernel=kernel, stride=stride) -> None:
-            with forbid(_BUILTIN_POOLING, _NO_BUILTIN_POOLING), forbid(_AUTOGRAD, _NO_AUTOGRAD):
-                got = fn(x.clone(), grad_output.clone(), kernel, stride)
-            got = as_tensor(got, "the gradient")
-            expected = _autograd_pool_grad(F.max_pool2d, x, grad_output, kernel, stride)
+        def run(x=x, kernel=kernel, stride=stride, stride_given=stride_given,
+                effective=effective) -> None:
+            with forbid(_BUILTIN_POOLING, _NO_BUILTIN_POOLING), \
+                    forbid(_AUTOGRAD, _NO_AUTOGRAD_WINNERS):
+                try:
+                    got = fn(x.clone(), kernel, stride) if stride_given else \
+                        fn(x.clone(), kernel)
+                except TypeError as error:
+                    if stride_given or "NoneType" not in str(error):
+                        raise
+                    raise CaseFailed(f"your code raised TypeError: {error}; when the stride is "
+                                     "left out it is None, which means stride = kernel_size: "
+                                     "start with stride = kernel_size if stride is None else "
+                                     "stride", diagnosed=True) from None
+            got = as_tensor(got, "the result")
+            expected = _count_winners(x, kernel, effective)
+            pooled_shape = tuple(F.max_pool2d(x, kernel, effective).shape)
+            if tuple(got.shape) == pooled_shape != tuple(x.shape):
+                raise CaseFailed(f"the result has shape {pooled_shape}, the pooled output's; "
+                                 "it marks positions of the INPUT, so give it x's shape, "
+                                 f"{tuple(x.shape)}", diagnosed=True)
             if tuple(got.shape) != tuple(x.shape):
-                raise CaseFailed(f"the gradient has shape {tuple(got.shape)}; a gradient has "
-                                 f"the shape of the input x, {tuple(x.shape)}", diagnosed=True)
+                raise CaseFailed(f"the result has shape {tuple(got.shape)}; it marks positions "
+                                 f"of the input, so it has x's shape, {tuple(x.shape)}",
+                                 diagnosed=True)
+            got = got.detach().to("cpu", torch.float64)
             try:
-                expect_close(got, expected, "the gradient")
+                expect_close(got, expected, "the result")
             except CaseFailed as failure:
-                wins = _autograd_pool_grad(F.max_pool2d, x, torch.ones_like(grad_output),
-                                           kernel, stride)
-                if _overwrote_shared_maxima(got, expected, wins):
-                    raise CaseFailed(
-                        "where windows overlap, one input position can be the maximum of "
-                        "several windows, and it must receive the SUM of their gradients; "
-                        "yours kept only one (use += instead of =)", diagnosed=True) from None
-                explanation = _diagnose(got, _backward_mistakes(x, grad_output, kernel, stride))
+                explanation = _diagnose(got, _winner_mistakes(x, kernel, effective,
+                                                              stride_given))
                 raise CaseFailed(explanation or str(failure), diagnosed=bool(explanation)) \
                     from None
 
+        stride_text = f"stride {stride}" if stride_given else "no stride given"
         cases.append(Case(f"{description}: input {tuple(shape)}, kernel {kernel}, "
-                          f"stride {stride}", run))
+                          f"{stride_text}", run))
     return cases
 
 
@@ -434,10 +508,11 @@ EXERCISES = Exercises({
         avg_pool2d_cases, "all {n} cases match F.avg_pool2d.",
         "pad with zeros, take the mean of each k x k window (dividing by k*k, padded zeros "
         "included); the output size is (n + 2p - k) // s + 1."),
-    "max_pool2d_backward": Exercise(
-        max_pool2d_backward_cases, "all {n} cases match autograd through F.max_pool2d.",
-        "start from zeros shaped like x; for each output (i, j), find where its window's maximum "
-        "is and add grad_output[..., i, j] there."),
+    "max_pool2d_winners": Exercise(
+        max_pool2d_winners_cases, "all {n} cases mark the inputs that F.max_pool2d keeps.",
+        "start from zeros shaped like x; for each output (i, j), find the flat position m of "
+        "its window's maximum with argmax (the first one if several tie) and add 1 at row "
+        "i*stride + m // k, column j*stride + m % k."),
     "pooled_shapes": Exercise(
         pooled_shapes_cases, "all {n} stacks give the shapes the real layers produce.",
         "for every layer o = (n + 2p - k) // s + 1 for height and width separately; a conv "
@@ -456,9 +531,9 @@ def check_avg_pool2d(fn: PoolFn) -> None:
     report(run_check("avg_pool2d", fn))
 
 
-def check_max_pool2d_backward(fn: Callable[..., torch.Tensor]) -> None:
-    """Compare a hand-written max-pooling gradient with autograd's."""
-    report(run_check("max_pool2d_backward", fn))
+def check_max_pool2d_winners(fn: Callable[..., torch.Tensor]) -> None:
+    """Compare the marked winners of max pooling with the inputs ``F.max_pool2d`` keeps."""
+    report(run_check("max_pool2d_winners", fn))
 
 
 def check_pooled_shapes(fn: Callable[..., list]) -> None:

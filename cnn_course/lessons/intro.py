@@ -1,9 +1,12 @@
-"""The picture of the course's path on the landing page."""
+"""The landing page: the picture of the course's path, and the benchmark figures it quotes
+(read from the benchmarks' results files, never typed)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from cnn_course.lessons.overview import date_span
 
 CHAPTERS = [  # (number, title, column, row, colour)
     (1, "Convolution", 0, 1, "#1f77b4"), (2, "Activation\nfunctions", 1, 1, "#1f77b4"),
@@ -40,3 +43,47 @@ def draw_course_map() -> plt.Figure:
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+#: The networks that Chapter 8's notebook trains, as the CIFAR-10 benchmark names its runs.
+CHAPTER8_RUNS = ("published", "relu", "improved")
+
+
+def lenet_figures(results: dict) -> dict[str, str]:
+    """What the landing page says about Chapter 7, from ``load_results("lenet5_mnist", "cpu")``:
+    the test accuracy reached, after how many epochs and seconds of training, where and when."""
+    if results is None or "time_to_target" not in results:
+        raise ValueError("no LeNet-5 results: run `python benchmarks/lenet5_mnist.py` first")
+    target = results["time_to_target"]
+    reached = target.get("reached")
+    if not reached:
+        raise ValueError("the LeNet-5 benchmark never reached its target accuracy: the "
+                         "landing page has no time to quote")
+    epoch = reached["epoch"]
+    return {"intro_lenet_acc": f"{target['test_acc'][epoch - 1]:.2%}",
+            "intro_lenet_epochs": str(epoch),
+            "intro_lenet_seconds": f"{reached['training_seconds']:.1f}",
+            "intro_lenet_machine": target["measured"]["machine"],
+            "intro_lenet_date": target["measured"]["date"]}
+
+
+def cifar_figures(results: dict) -> dict[str, str]:
+    """What the landing page says about Chapter 8, from ``load_results("cifar10", "cpu")``: how
+    long the benchmark took to train the chapter's three networks, for how many epochs, where
+    and when."""
+    runs = (results or {}).get("accuracy", {}).get("runs", {})
+    missing = [name for name in CHAPTER8_RUNS if name not in runs]
+    if missing:
+        raise ValueError(f"the CIFAR-10 results lack the run(s) {missing}: run "
+                         f"`python benchmarks/cifar10.py --parts accuracy` to measure them")
+    chosen = [runs[name] for name in CHAPTER8_RUNS]
+    machines = sorted({run["measured"]["machine"] for run in chosen})
+    if len(machines) != 1:
+        raise ValueError(f"Chapter 8's networks were measured on different machines "
+                         f"({machines}): their times cannot be added up")
+    epochs = [str(run["epochs"]) for run in chosen]
+    seconds = sum(run["train_seconds"] for run in chosen)
+    return {"intro_cifar_minutes": f"{seconds / 60:.0f}",
+            "intro_cifar_epochs": f"{', '.join(epochs[:-1])} and {epochs[-1]}",
+            "intro_cifar_machine": machines[0],
+            "intro_cifar_dates": date_span([run["measured"]["date"] for run in chosen])}

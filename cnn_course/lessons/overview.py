@@ -1,5 +1,6 @@
 """The overview page (a CNN at a glance): one image's path through LeNet-5, drawn from the real
-model, and a multi-channel convolution worked out on small whole numbers."""
+model, a multi-channel convolution worked out on small whole numbers, and what Chapter 8's
+benchmark measured about nonlinearity (read from its results, never typed)."""
 
 from __future__ import annotations
 
@@ -328,3 +329,61 @@ def draw_multichannel_conv(example: MultiChannelExample) -> plt.Figure:
     bottom.axis("off")
     fig.tight_layout()
     return fig
+
+
+# ---- what Chapter 8's benchmark says about nonlinearity ---------------------------------
+
+#: Chapter 8's three versions of the tutorial network, from the least to the most nonlinear:
+#: average pooling and no activation (a linear classifier), max pooling and no activation (as
+#: published), max pooling and ReLU after every layer.
+NONLINEARITY_RUNS = ("linear", "published", "relu")
+
+
+@dataclass(frozen=True)
+class SameBudget:
+    """The three versions' test accuracy after the same number of epochs of training."""
+
+    epochs: int                 # epochs of training behind every accuracy below
+    test_acc: dict[str, float]  # run name -> test accuracy after ``epochs`` epochs
+    trained: dict[str, int]     # run name -> epochs the run trained for in all
+    params: int                 # parameter count, the same for the three
+    machine: str                # where they were measured
+    dates: str                  # when: one date, or "first to last"
+
+
+def date_span(dates: list[str]) -> str:
+    """``["2026-11-23", "2026-12-05", "2026-11-23"]`` -> ``"2026-11-23 to 2026-12-05"``; one
+    date when they are all the same."""
+    if not dates:
+        raise ValueError("no dates given")
+    first, last = min(dates), max(dates)
+    return first if first == last else f"{first} to {last}"
+
+
+def same_budget(accuracy: dict) -> SameBudget:
+    """Compare the linear, published and ReLU runs of the CIFAR-10 benchmark after the same
+    number of epochs: the fewest that any of them trained for.
+
+    ``accuracy`` is the ``"accuracy"`` part of ``benchmarks/results/cifar10_<device>.json``
+    (``load_results("cifar10", "cpu")["accuracy"]``)."""
+    runs = accuracy.get("runs", {})
+    missing = [name for name in NONLINEARITY_RUNS if name not in runs]
+    if missing:
+        raise ValueError(f"the CIFAR-10 results lack the run(s) {missing}: run "
+                         f"`python benchmarks/cifar10.py --parts accuracy` to measure them")
+    chosen = {name: runs[name] for name in NONLINEARITY_RUNS}
+    params = {run["params"] for run in chosen.values()}
+    if len(params) != 1:
+        raise ValueError(f"the three versions should have the same parameter count, got "
+                         f"{ {name: run['params'] for name, run in chosen.items()} }")
+    machines = {run["measured"]["machine"] for run in chosen.values()}
+    if len(machines) != 1:
+        raise ValueError(f"the three versions were measured on different machines "
+                         f"({sorted(machines)}): their accuracies are still comparable, but "
+                         f"the page names one machine; rerun them on one")
+    epochs = min(len(run["test_acc"]) for run in chosen.values())
+    return SameBudget(epochs=epochs,
+                      test_acc={name: run["test_acc"][epochs - 1] for name, run in chosen.items()},
+                      trained={name: len(run["test_acc"]) for name, run in chosen.items()},
+                      params=params.pop(), machine=machines.pop(),
+                      dates=date_span([run["measured"]["date"] for run in chosen.values()]))

@@ -49,7 +49,8 @@ def conv2d_im2col(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 def vertical_edge_kernel() -> torch.Tensor:
-    """A 3x3 Sobel kernel: positive where brightness falls from left to right."""
+    """A 3x3 Sobel kernel, a float32 tensor of shape [3, 3]: positive where brightness falls
+    from left to right."""
     return torch.tensor([[1.0, 0.0, -1.0],
                          [2.0, 0.0, -2.0],
                          [1.0, 0.0, -1.0]])

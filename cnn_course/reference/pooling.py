@@ -39,27 +39,29 @@ def avg_pool2d(x: torch.Tensor, kernel_size: int, stride: int | None = None,
     return _windows(x, kernel_size, stride, padding, 0.0).mean(dim=-1)
 
 
-def max_pool2d_backward(x: torch.Tensor, grad_output: torch.Tensor, kernel_size: int,
-                        stride: int | None = None) -> torch.Tensor:
-    """Gradient of max pooling (no padding) with respect to its input.
+def max_pool2d_winners(x: torch.Tensor, kernel_size: int, stride: int | None = None
+                       ) -> torch.Tensor:
+    """Where max pooling (no padding) takes its values from: a tensor shaped like ``x`` that
+    counts, at each input position, the windows whose maximum it is.
 
-    x: [N, C, H, W]; grad_output: [N, C, H_out, W_out]. Each output's gradient goes to the
-    position that held its window's maximum (the first one if several tie); positions that
-    win several overlapping windows add up their gradients. Returns [N, C, H, W].
+    x: [N, C, H, W]; ``stride=None`` means ``kernel_size``. When several values of a window
+    tie for its maximum, the first in reading order (row by row, left to right) wins, as
+    ``argmax`` and PyTorch's max pooling pick it. Without overlapping windows every entry is 0
+    or 1; with them, one input can win several windows. Returns [N, C, H, W], dtype of ``x``.
     """
     stride = kernel_size if stride is None else stride
     n, c, height, width = x.shape
-    h_out, w_out = grad_output.shape[-2:]
-    grad_input = torch.zeros(n, c, height * width, dtype=grad_output.dtype)
-    for i in range(h_out):
-        for j in range(w_out):
-            top, left = i * stride, j * stride
-            window = x[:, :, top:top + kernel_size, left:left + kernel_size].reshape(n, c, -1)
-            winner = window.argmax(dim=-1, keepdim=True)      # [N, C, 1], first maximum wins
-            row, col = top + winner // kernel_size, left + winner % kernel_size
-            # scatter_add_ adds, so a position that wins several windows gets their sum
-            grad_input.scatter_add_(2, row * width + col, grad_output[:, :, i:i + 1, j])
-    return grad_input.view(n, c, height, width)
+    windows = x.unfold(2, kernel_size, stride).unfold(3, kernel_size, stride)
+    h_out, w_out = windows.shape[2:4]
+    winner = windows.reshape(n, c, h_out, w_out, -1).argmax(dim=-1)   # first maximum wins
+    top = torch.arange(h_out).view(h_out, 1) * stride
+    left = torch.arange(w_out).view(1, w_out) * stride
+    rows, cols = top + winner // kernel_size, left + winner % kernel_size
+    counts = torch.zeros(n, c, height * width, dtype=x.dtype)
+    # scatter_add_ adds, so an input that wins several overlapping windows counts each
+    counts.scatter_add_(2, (rows * width + cols).reshape(n, c, -1),
+                        torch.ones(n, c, h_out * w_out, dtype=x.dtype))
+    return counts.view(n, c, height, width)
 
 
 def pooled_shapes(input_shape: Sequence[int], layers: Sequence[LayerSpec]
