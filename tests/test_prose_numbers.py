@@ -1,4 +1,4 @@
-"""The figures that the prose of Chapters 7 and 8 quotes agree with what was measured.
+"""The figures that the prose of the solution notebooks quotes agree with what was measured.
 
 The site shows each solution notebook with its stored outputs. So every percentage and every
 time ("9.1 s", "12 seconds", "3 minutes") in a markdown cell must be one of these:
@@ -32,11 +32,12 @@ from glossary_usage import prose
 
 from cnn_course import training
 from cnn_course.data import CIFAR10_CLASSES
+from cnn_course.lessons.pooling import detections_kept
 from cnn_course.tools.benchmark_results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = {name: ROOT / "solutions" / f"{name}.ipynb" for name in ("07_lenet5", "08_cifar10")}
-PAGES = {name: ROOT / "book" / f"{name}.md" for name in NOTEBOOKS}
+NOTEBOOKS = {path.stem: path for path in sorted((ROOT / "solutions").glob("0[1-8]_*.ipynb"))}
+PAGES = {name: ROOT / "book" / f"{name}.md" for name in ("07_lenet5", "08_cifar10")}
 
 # A number with its unit: 99%, 0.95 %, 9.1 s, 12 seconds, 11 minutes, 3 min.
 FIGURE = re.compile(r"(?<![\w.,])(\d+(?:,\d{3})*(?:\.\d+)?)\s?(%|seconds?\b|s\b|minutes?\b|min\b)")
@@ -88,6 +89,8 @@ def _one_cycle_warms_up_over_30_percent(notebook: nbformat.NotebookNode) -> bool
 
 #: Benchmark figures quoted by the notebooks, by notebook and figure.
 FROM_RESULTS: dict[str, dict[str, FromResults]] = {
+    "01_convolution": {}, "02_activations": {}, "03_pooling": {}, "04_fully_connected": {},
+    "05_backpropagation": {}, "06_optimizers": {},
     "07_lenet5": {
         "9.1 s": FromResults("lenet5_mnist", ("time_to_target", "reached", "training_seconds"),
                              "{:.1f} s"),
@@ -100,6 +103,16 @@ FROM_RESULTS: dict[str, dict[str, FromResults]] = {
 
 #: Figures that do not come from training, by notebook and figure.
 NOT_MEASURED: dict[str, dict[str, NotMeasured]] = {
+    "01_convolution": {}, "02_activations": {}, "04_fully_connected": {}, "06_optimizers": {},
+    "03_pooling": {
+        "30%": NotMeasured("the threshold of a strong response in the shift experiment",
+                           lambda nb: "detections_kept" in code(nb) and inspect.signature(
+                               detections_kept).parameters["level"].default == 0.3),
+    },
+    "05_backpropagation": {
+        "90%": NotMeasured("the target the notebook asserts",
+                           lambda nb: "assert accuracy >= 0.9," in code(nb)),
+    },
     "07_lenet5": {
         "99%": NotMeasured("the target the notebook asserts",
                            lambda nb: "assert final_accuracy >= 0.99" in code(nb)),
