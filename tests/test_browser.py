@@ -409,3 +409,33 @@ def test_static_activation_explorer_agrees_with_torch(browser, site_url):
             path=str(SCREENSHOTS / "activation-explorer-static.png"))
     finally:
         visit.page.close()
+
+
+# book/_ext/widget_a11y.js names the saved widgets' controls and describes their figures once
+# they are drawn; axe runs after that.
+_WIDGETS_NAMED = """() => document.querySelectorAll(
+  '.noUi-handle:not([aria-label]), .widget-output img:not([alt])').length === 0"""
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_has_no_serious_accessibility_violations(browser, site_url, page):
+    """axe-core finds no serious or critical violation: every control has a name, every image a
+    text alternative (`python tests/a11y_report.py` prints the same report for the whole site)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    visit = PageVisit(browser, f"{site_url}/{page}.html")
+    try:
+        if "application/vnd.jupyter.widget-view+json" in (HTML / f"{page}.html").read_text(
+                encoding="utf-8"):
+            visit.page.wait_for_function(_ALL_WIDGETS_RENDERED, timeout=15_000)
+            try:
+                visit.page.wait_for_function(_WIDGETS_NAMED, timeout=5_000)
+            except Exception:  # noqa: BLE001 - axe below says which elements lack a name
+                pass
+        violations = Axe().run(visit.page).response["violations"]
+        severe = [f"{v['id']} ({v['impact']}): {v['help']}: "
+                  + ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"])
+                  for v in violations if v["impact"] in ("serious", "critical")]
+        assert severe == [], f"{page}: " + "\n".join(severe)
+    finally:
+        visit.page.close()

@@ -2,6 +2,16 @@
 // and autograd, for each function, slope and range the controls allow; this code only looks
 // the values up and draws them.
 const SVG = "http://www.w3.org/2000/svg";
+
+// Ties a visible <label> to its control, so that screen readers announce the control's name.
+let controlCount = 0;
+function tie(label, control, prefix) {
+  if (!control.id) {
+    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+  label.htmlFor = control.id;
+  return label;
+}
 const W = 260, H = 170, PAD = { left: 44, right: 8, top: 18, bottom: 22 };
 
 function node(tag, attrs, text) {
@@ -16,7 +26,8 @@ function fmt(v) {
 }
 
 function plot(title, xs, ys, at, cls) {
-  const svg = node("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: cls });
+  const svg = node("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: cls,
+    role: "img", "aria-label": `plot of ${title}; the values are in the text above` });
   let low = Math.min(...ys), high = Math.max(...ys);
   if (high - low < 1e-6) { low -= 0.5; high += 0.5; }
   const margin = 0.08 * (high - low);
@@ -79,9 +90,10 @@ function render({ model, el }) {
   const point = slider("point", points, values.point);
   const shown = { range: document.createElement("output"), slope: document.createElement("output"),
     point: document.createElement("output") };
-  controls.append(label("function"), fn, document.createElement("span"),
-    label("input range"), range, shown.range, label("Leaky ReLU slope α"), slope, shown.slope,
-    label("point x"), point, shown.point);
+  controls.append(tie(label("function"), fn, "act"), fn, document.createElement("span"),
+    tie(label("input range"), range, "act"), range, shown.range,
+    tie(label("Leaky ReLU slope α"), slope, "act"), slope, shown.slope,
+    tie(label("point x"), point, "act"), point, shown.point);
 
   function draw() {
     const name = fn.value;

@@ -7,12 +7,23 @@ const LABELS = {
 };
 const SVG = "http://www.w3.org/2000/svg";
 
+// Ties a visible <label> to its control, so that screen readers announce the control's name.
+let controlCount = 0;
+function tie(label, control, prefix) {
+  if (!control.id) {
+    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+  label.htmlFor = control.id;
+  return label;
+}
+
 function slider(name, low, high, value, onInput) {
   const label = document.createElement("label");
   label.textContent = LABELS[name];
   const input = document.createElement("input");
   Object.assign(input, { type: "range", min: low, max: high, step: 1, value });
   input.dataset.control = name;
+  tie(label, input, "conv");
   const shown = document.createElement("output");
   shown.textContent = value;
   input.addEventListener("input", () => { shown.textContent = input.value; onInput(); });
@@ -39,6 +50,9 @@ function render({ model, el }) {
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("width", "260");
   svg.setAttribute("height", "260");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "The padded input grid: the cells that the chosen output "
+    + "position reads are highlighted; the numbers are in the text next to it.");
   const inputs = {};
   const update = () => {
     for (const [name, s] of Object.entries(inputs)) values[name] = Number(s.input.value);

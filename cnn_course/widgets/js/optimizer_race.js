@@ -1,6 +1,16 @@
 // Optimizer race. Every trajectory was computed in Python with torch.optim for each setting
 // the controls allow; this code only picks the right ones and draws them.
 const SVG = "http://www.w3.org/2000/svg";
+
+// Ties a visible <label> to its control, so that screen readers announce the control's name.
+let controlCount = 0;
+function tie(label, control, prefix) {
+  if (!control.id) {
+    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+  label.htmlFor = control.id;
+  return label;
+}
 const COLORS = { SGD: "#7f7f7f", momentum: "#1f77b4", Nesterov: "#17becf", Adagrad: "#2ca02c",
   RMSprop: "#ff7f0e", Adam: "#d62728" };
 const W = 420, H = 320;
@@ -20,7 +30,8 @@ function render({ model, el: host }) {
   controls.className = "controls";
   const readout = document.createElement("div");
   readout.className = "readout";
-  const svg = el("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, style: "overflow: hidden" });
+  const svg = el("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, style: "overflow: hidden",
+  role: "img", "aria-label": "Paths of the optimizers on the loss surface; each one's end point is listed next to it" });
 
   const surface = document.createElement("select");
   surface.dataset.control = "surface";
@@ -35,8 +46,9 @@ function render({ model, el: host }) {
   mom.dataset.control = "momentum";
   const shownLr = document.createElement("output"), shownMom = document.createElement("output");
   const label = (text) => Object.assign(document.createElement("label"), { textContent: text });
-  controls.append(label("surface"), surface, document.createElement("span"),
-    label("learning rate"), lr, shownLr, label("momentum"), mom, shownMom);
+  controls.append(tie(label("surface"), surface, "race"), surface, document.createElement("span"),
+    tie(label("learning rate"), lr, "race"), lr, shownLr,
+    tie(label("momentum"), mom, "race"), mom, shownMom);
 
   function draw() {
     values.surface = surface.value;

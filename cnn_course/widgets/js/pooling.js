@@ -2,8 +2,20 @@
 // (cnn_course.arith and torch.nn.functional); this code only looks them up and draws.
 const SVG = "http://www.w3.org/2000/svg";
 
-function heatmap(values, cell, highlight) {
+// Ties a visible <label> to its control, so that screen readers announce the control's name.
+let controlCount = 0;
+function tie(label, control, prefix) {
+  if (!control.id) {
+    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+  label.htmlFor = control.id;
+  return label;
+}
+
+function heatmap(values, cell, highlight, description) {
   const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", description);
   const rows = values.length, cols = values[0].length;
   svg.setAttribute("width", cols * cell);
   svg.setAttribute("height", rows * cell);
@@ -28,6 +40,7 @@ function heatmap(values, cell, highlight) {
 function control(labelText, element) {
   const label = document.createElement("label");
   label.textContent = labelText;
+  tie(label, element, "pool");
   const shown = document.createElement("output");
   return [label, element, shown];
 }
@@ -96,7 +109,9 @@ function render({ model, el }) {
       `<b data-result="value">${picked.toFixed(2)}</b></div>`;
     const win = { x: values.out_col * s, y: values.out_row * s, width: k, height: k };
     const outWin = { x: values.out_col, y: values.out_row, width: 1, height: 1 };
-    pictures.append(heatmap(fmap, 18, win), heatmap(entry.values, 18 * Math.max(1, n / oh / 1.5), outWin));
+    pictures.append(heatmap(fmap, 18, win, "feature map, the pooling window outlined"),
+      heatmap(entry.values, 18 * Math.max(1, n / oh / 1.5), outWin,
+        "pooled output, the chosen output cell outlined"));
     model.set("values", { ...values });
     model.save_changes();
   }

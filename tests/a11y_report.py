@@ -1,0 +1,100 @@
+"""Run axe-core on every page of the built site and print its serious or critical violations.
+
+Usage: python tests/a11y_report.py [SITE_FOLDER [PAGE ...]]
+(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml, or the PAGEs named, e.g.
+book/01_convolution).
+Exits 1 when any page has a serious or critical violation. Needs axe-playwright-python and a
+Chromium binary (set CNN_COURSE_CHROMIUM to use another one than /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SEVERE = ("serious", "critical")
+# The HTML manager renders each saved widget into a `.widget-subarea` next to its state script.
+_WIDGETS_RENDERED = """() => [...document.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"]')].every(s => {
+      const area = s.parentElement.querySelector('.widget-subarea');
+      return area !== null && area.children.length > 0;
+    })"""
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def severe_violations(page) -> list[tuple[str, str, list[str]]]:
+    """(rule, impact, selectors of the offending elements) for each serious/critical rule."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    found = []
+    for violation in results.response["violations"]:
+        if violation["impact"] in SEVERE:
+            targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+            found.append((violation["id"], violation["impact"], targets))
+    return found
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    try:
+        page.wait_for_function(_WIDGETS_RENDERED, timeout=15_000)
+    except Exception:  # noqa: BLE001 - a page whose widgets never render is still audited
+        pass
+    return page
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def main(site: Path, pages: list[str] | None = None) -> int:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    chromium = os.environ.get("CNN_COURSE_CHROMIUM") or shutil.which("chromium") \
+        or "/usr/bin/chromium"
+    total = 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        for name in pages or toc_pages():
+            page = open_page(browser, f"{base}/{name}.html")
+            try:
+                found = severe_violations(page)
+            finally:
+                page.close()
+            count = sum(len(targets) for _, _, targets in found)
+            total += count
+            print(f"{name}: {count} serious/critical element(s)")
+            for rule, impact, targets in found:
+                print(f"  {rule} ({impact}, {len(targets)}): {', '.join(targets)}")
+        browser.close()
+    server.shutdown()
+    print(f"total: {total}")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    default = os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html")
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else default), sys.argv[2:]))
