@@ -307,12 +307,22 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
     cases = []
     for description, input_shape, specs in configs:
         def run(input_shape=input_shape, specs=specs) -> None:
+            # The learner's function runs first, so that what it returns is recorded even if
+            # the notebook has tampered with the layers the expected size is measured with.
+            try:
+                answer, error = call_with_specs(fn, input_shape, specs), None
+            except RuntimeError as raised:
+                answer, error = None, raised
             channels, *spatial = _shape_after(input_shape, specs)
             expected = channels * math.prod(spatial)
             maps = _shape_text((1, channels, *spatial))
-            got = _expect_int(_call_reshaping(
-                lambda: call_with_specs(fn, input_shape, specs),
-                f"{expected} values per image (Flatten turns {maps} into [1, {expected}])"))
+            if error is not None:
+                failure = reshape_failure(error, f"{expected} values per image (Flatten turns "
+                                                 f"{maps} into [1, {expected}])")
+                if failure is None:
+                    raise error
+                raise failure from None
+            got = _expect_int(answer)
             if got == expected:
                 return
             real = " x ".join(map(str, (channels, *spatial)))
