@@ -227,9 +227,9 @@ def test_committed_results_support_what_the_page_says():
 
 
 def test_the_three_versions_are_compared_at_the_same_epochs():
-    """Chapter 8 and its notebook compare the published network, its average-pooling version
-    and the ReLU version at the same budget; the page glues their figures from the results
-    file instead of typing them."""
+    """Chapter 8's page compares the published network, its average-pooling version and the
+    ReLU version at the same budget, and glues their figures from the results file instead of
+    typing them."""
     runs = load_results("cifar10", "cpu")["accuracy"]["runs"]
     epochs = {name: runs[name]["epochs"] for name in ("published", "linear", "relu")}
     assert len(set(epochs.values())) == 1, f"not the same budget: {epochs}"
@@ -239,12 +239,30 @@ def test_the_three_versions_are_compared_at_the_same_epochs():
         assert f"{{glue:text}}`{key}`" in page, key
     for run in runs.values():
         assert f"{run['test_acc'][-1]:.1%}" not in page, "an accuracy is typed into the page"
+
+
+def test_the_notebooks_stored_training_logs_match_its_full_run_settings():
+    """The solved notebook's stored outputs come from the epochs its code names: a change of
+    EPOCHS without re-executing the notebook fails here. Its prose says whether its own two
+    runs have equal budgets."""
     notebook = nbformat.read(ROOT / "solutions" / "08_cifar10.ipynb", as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     full_run = re.search(r"else:\n\s+TRAIN_SIZE, TEST_SIZE, EPOCHS = None, None, (\{[^}]*\})", code)
     assert full_run, "the notebook's full-run settings moved: update this test"
     full_epochs = ast.literal_eval(full_run.group(1))
-    assert full_epochs["published"] == full_epochs["relu"] == epochs["relu"]
+    for name, variable in [("published", "history_published"), ("relu", "history_relu"),
+                           ("improved", "history_improved")]:
+        cell = next(c for c in notebook.cells if c.cell_type == "code"
+                    and f"{variable} = train(" in c.source)
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        logged = {int(n) for n in re.findall(r"epoch \d+/(\d+):", text)}
+        assert logged == {full_epochs[name]}, (
+            f"{name}: the stored log shows {sorted(logged)} epochs, the code names "
+            f"{full_epochs[name]}: re-execute the notebook")
+    prose = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    equal = full_epochs["published"] == full_epochs["relu"]
+    assert equal == ("same number of epochs" in prose), \
+        "the notebook's prose must say whether its two runs have the same number of epochs"
 
 
 def _cifar_available() -> bool:
