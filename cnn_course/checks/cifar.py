@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from cnn_course.arith import LayerSpec, spec_output_shapes
 from cnn_course.checks.core import (
@@ -23,6 +22,7 @@ from cnn_course.checks.core import (
     Exercise,
     Exercises,
     MethodViolation,
+    OpCounter,
     as_tensor,
     case_seed,
     expect_shape,
@@ -370,18 +370,6 @@ def relu_cnn_cases(fn: Callable[[], nn.Module], hidden: bool = False) -> list[Ca
 AugmentFn = Callable[..., torch.Tensor]
 
 
-class _OpCounter(TorchFunctionMode):
-    """Counts the PyTorch functions and tensor methods called while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
-
-
 def _call_augment(fn: AugmentFn, x: torch.Tensor, padding: int, seed: int) -> torch.Tensor:
     original = x.clone()
     out = fn(x, padding=padding, generator=torch.Generator().manual_seed(seed))
@@ -505,7 +493,7 @@ def random_crop_flip_cases(fn: AugmentFn, hidden: bool = False) -> list[Case]:
     # The operation counts and the time are no return values of the learner's code: each is
     # measured as an observed unit.
     def operations(x: torch.Tensor) -> int:
-        with _OpCounter() as counter:
+        with OpCounter() as counter:
             fn(x, padding=2, generator=torch.Generator().manual_seed(seed))
         return counter.calls
 

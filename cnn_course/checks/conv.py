@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnn_course.arith import conv_output_size
@@ -22,6 +21,7 @@ from cnn_course.checks.core import (
     Exercise,
     Exercises,
     MethodViolation,
+    OpCounter,
     as_tensor,
     case_seed,
     expect_close,
@@ -134,18 +134,6 @@ def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) 
 # A loop over the images, the channels or the output positions calls PyTorch once per pass, so
 # the number of PyTorch calls grows with that size; unfold and one matrix product do not.
 
-class _OpCounter(TorchFunctionMode):
-    """Counts the PyTorch functions and tensor methods called while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
-
-
 # (what grows, what the small and the large input are, their x and weight shapes);
 # stride 1, padding 1 and a bias in every run, so that only the named size changes
 _BASE = ((1, 2, 6, 6), (2, 2, 3, 3))
@@ -171,7 +159,7 @@ def _loop_free_cases(fn: ConvFn, hidden: bool) -> list[Case]:
         x = torch.randn(x_shape, generator=generator)
         weight = torch.randn(w_shape, generator=generator)
         bias = torch.randn(w_shape[0], generator=generator)
-        with _forbid_builtin_conv(), _OpCounter() as counter:
+        with _forbid_builtin_conv(), OpCounter() as counter:
             fn(x, weight, bias, stride=1, padding=1)
         return counter.calls
 

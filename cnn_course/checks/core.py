@@ -20,12 +20,26 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _results: dict[str, bool] = {}
+
+
+class OpCounter(TorchFunctionMode):
+    """Counts the PyTorch functions and tensor methods called while it is active: a loop over
+    a size calls PyTorch once per pass, so the count grows with that size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
 
 
 class CaseFailed(Exception):
