@@ -21,12 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVERE = ("serious", "critical")
-# The HTML manager renders each saved widget into a `.widget-subarea` next to its state script.
-_WIDGETS_RENDERED = """() => [...document.querySelectorAll(
-    'script[type="application/vnd.jupyter.widget-view+json"]')].every(s => {
-      const area = s.parentElement.querySelector('.widget-subarea');
-      return area !== null && area.children.length > 0;
-    })"""
+# book/_ext/saved_widgets.js marks <html> once it has drawn every saved widget.
+_WIDGETS_RENDERED = "() => document.documentElement.dataset.widgetsRendered === 'true'"
 
 
 def toc_pages() -> list[str]:

@@ -1,6 +1,7 @@
 """Shared fixtures, and which tests a plain ``python -m pytest`` runs.
 
-Tests marked ``site`` (need the built site), ``browser`` (need Chromium and the built site),
+Tests marked ``site`` (need the built site), ``browser`` (need Chromium; with ``site``, the
+built site too),
 ``notebooks`` (execute notebooks, in a kernel or in the grader's sandbox) or ``slow`` (more than
 a few seconds each) are skipped unless ``--run-all`` is given; ``bash scripts/test.sh`` gives
 it, after building the site. The skip reasons are listed at the end of every run.
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: marker -> why a plain run skips it
 HEAVY_MARKERS = {
     "site": "needs the built site",
-    "browser": "needs Chromium and the built site",
+    "browser": "needs Chromium",
     "notebooks": "executes notebooks",
     "slow": "takes more than a few seconds",
 }
@@ -37,8 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         heavy = [marker for marker in HEAVY_MARKERS if marker in item.keywords]
-        if "browser" in heavy and "site" in heavy:
-            heavy.remove("site")  # its reason already says so
         if heavy:
             reasons = " and ".join(HEAVY_MARKERS[marker] for marker in heavy)
             item.add_marker(pytest.mark.skip(

@@ -42,14 +42,14 @@ def chromium_path() -> str:
                 "CNN_COURSE_CHROMIUM")
 
 
-# The HTML manager renders each saved widget into a `.widget-subarea` next to its state script.
+# book/_ext/saved_widgets.js draws each saved widget into a `.saved-widget` right after its view
+# marker, then marks <html> as done.
 _ALL_WIDGETS_RENDERED = """() => {
   const views = [...document.querySelectorAll(
     'script[type="application/vnd.jupyter.widget-view+json"]')];
-  return views.length > 0 && views.every(s => {
-    const area = s.parentElement.querySelector('.widget-subarea');
-    return area !== null && area.children.length > 0;
-  });
+  return document.documentElement.dataset.widgetsRendered === "true" && views.length > 0
+    && views.every(s => s.nextElementSibling?.classList.contains('saved-widget')
+                        && s.nextElementSibling.children.length > 0);
 }"""
 
 
@@ -136,41 +136,25 @@ def test_page_loads_cleanly_offline(browser, site_url, page):
         visit.page.close()
 
 
-def test_widget_manager_can_typeset_with_mathjax_3(browser, site_url):
-    """The widget manager typesets labels through MathJax 2's `MathJax.Hub.Queue`; with
-    MathJax 3 on the page that call must work (it raised a TypeError whenever MathJax had loaded
-    before the widgets rendered)."""
-    visit = PageVisit(browser, f"{site_url}/solutions/01_convolution.html")
-    try:
-        page = visit.page
-        page.wait_for_function("() => window.MathJax && window.MathJax.typesetPromise",
-                               timeout=15_000)
-        page.evaluate(r"""() => {
-          const label = document.createElement('div');
-          label.id = 'hub-probe';
-          label.className = 'math';  // the class Sphinx's MathJax configuration processes
-          label.textContent = '\\(x^2\\)';
-          document.body.appendChild(label);
-          window.MathJax.Hub.Queue(['Typeset', window.MathJax.Hub, label]);
-        }""")
-        page.wait_for_selector("#hub-probe mjx-container", timeout=15_000)
-        errors = [e for e in visit.page_errors if not any(a in e for a in ALLOWED_CONSOLE_ERRORS)]
-        assert errors == []
-    finally:
-        visit.page.close()
-
-
 def test_saved_conv_explorer_renders_with_its_numbers(browser, site_url):
     visit = PageVisit(browser, f"{site_url}/solutions/01_convolution.html")
     try:
         page = visit.page
-        summary = page.locator(".conv-explorer-summary")
-        summary.wait_for(timeout=15_000)
-        assert "parameters" in summary.inner_text()
-        assert page.locator(".widget-slider").count() >= 8
+        page.wait_for_function(_ALL_WIDGETS_RENDERED, timeout=15_000)
+        explorer = page.locator(".saved-widget").first
+        assert "parameters" in explorer.locator(".conv-explorer-summary").inner_text()
+        sliders = explorer.locator("input[type=range]")
+        assert sliders.count() >= 8
+        # Saved controls cannot run Python here: they are shown disabled, with a note saying so,
+        # and each figure is described by the saved settings.
+        assert all(sliders.nth(i).is_disabled() for i in range(sliders.count()))
+        assert "running notebook" in explorer.locator(".saved-widget-note").inner_text()
+        figures = explorer.locator("img")
+        assert figures.count() >= 1
+        alt = figures.first.get_attribute("alt")
+        assert "kernel" in alt and "=" in alt, alt
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        summary.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][last()]") \
-            .first.screenshot(path=str(SCREENSHOTS / "conv-explorer.png"))
+        explorer.screenshot(path=str(SCREENSHOTS / "conv-explorer.png"))
         assert (SCREENSHOTS / "conv-explorer.png").stat().st_size > 10_000
     finally:
         page.close()
@@ -411,12 +395,6 @@ def test_static_activation_explorer_agrees_with_torch(browser, site_url):
         visit.page.close()
 
 
-# book/_ext/widget_a11y.js names the saved widgets' controls and describes their figures once
-# they are drawn; axe runs after that.
-_WIDGETS_NAMED = """() => document.querySelectorAll(
-  '.noUi-handle:not([aria-label]), .widget-output img:not([alt])').length === 0"""
-
-
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_has_no_serious_accessibility_violations(browser, site_url, page):
     """axe-core finds no serious or critical violation: every control has a name, every image a
@@ -428,14 +406,71 @@ def test_page_has_no_serious_accessibility_violations(browser, site_url, page):
         if "application/vnd.jupyter.widget-view+json" in (HTML / f"{page}.html").read_text(
                 encoding="utf-8"):
             visit.page.wait_for_function(_ALL_WIDGETS_RENDERED, timeout=15_000)
-            try:
-                visit.page.wait_for_function(_WIDGETS_NAMED, timeout=5_000)
-            except Exception:  # noqa: BLE001 - axe below says which elements lack a name
-                pass
         violations = Axe().run(visit.page).response["violations"]
         severe = [f"{v['id']} ({v['impact']}): {v['help']}: "
                   + ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"])
                   for v in violations if v["impact"] in ("serious", "critical")]
         assert severe == [], f"{page}: " + "\n".join(severe)
+    finally:
+        visit.page.close()
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_fits_a_phone_screen(browser, site_url, page):
+    """At a 375-pixel-wide viewport nothing makes the page scroll sideways: explorers, wide
+    tables, code and formulas fit or scroll inside their own box."""
+    phone = browser.new_page(viewport={"width": 375, "height": 800}, device_scale_factor=2)
+    try:
+        phone.goto(f"{site_url}/{page}.html", wait_until="load")
+        phone.wait_for_load_state("networkidle")
+        if "application/vnd.jupyter.widget-view+json" in (HTML / f"{page}.html").read_text(
+                encoding="utf-8"):
+            phone.wait_for_function(_ALL_WIDGETS_RENDERED, timeout=15_000)
+        phone.wait_for_timeout(300)  # MathJax lays formulas out after load
+        too_wide = phone.evaluate("""() => {
+          const limit = document.documentElement.clientWidth;
+          return [...document.querySelectorAll('article *')]
+            .filter(e => e.getBoundingClientRect().right > limit + 1
+                         && !e.closest('.table-wrapper, .highlight, mjx-container, .saved-widget,'
+                                       + ' .cell_output, .MathJax, .math, pre'))
+            .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className}`.slice(0, 80));
+        }""")
+        width = phone.evaluate("() => document.documentElement.scrollWidth")
+        if width > 375:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            phone.screenshot(path=str(SCREENSHOTS / f"phone-{page.replace('/', '-')}.png"))
+        assert width <= 375, f"{page} is {width} px wide at a 375-px viewport; wide: {too_wide}"
+    finally:
+        phone.close()
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_loads_at_most_2_mb_compressed(browser, site_url, page):
+    """Everything the page loads (scripts, styles, fonts, images, saved widgets and the files
+    they fetch), compressed with gzip as a web server would send it, is at most 2 MB."""
+    from page_weight import LIMIT_BYTES, page_weight
+
+    sizes = page_weight(browser, f"{site_url}/{page}.html")
+    total = sum(sizes.values())
+    heaviest = ", ".join(f"{url.rsplit('/', 1)[-1][:40]} {size // 1000} kB" for url, size in
+                         sorted(sizes.items(), key=lambda item: -item[1])[:4])
+    assert total <= LIMIT_BYTES, f"{page} loads {total / 1e6:.2f} MB gzip ({heaviest})"
+    assert not any("fontawesome.js" in url for url in sizes), "the theme's icon script is back"
+
+
+def test_theme_icons_still_show_without_the_icon_script(browser, site_url):
+    """book/_ext/light_pages.py drops Font Awesome's script; the header's icons come from the
+    theme's web font instead, so each icon element still has a glyph of non-zero size."""
+    visit = PageVisit(browser, f"{site_url}/book/01_convolution.html")
+    try:
+        sizes = visit.page.evaluate("""() => [...document.querySelectorAll(
+            '.bd-header-article i.fa-solid, .bd-header-article i.fa-brands,'
+            + ' .bd-header-article i.fas, .bd-header-article i.fab')]
+          .filter(i => i.offsetParent !== null)
+          .map(i => [i.className, getComputedStyle(i, '::before').content,
+                     i.getBoundingClientRect().width])""")
+        assert sizes, "no icon found in the article header"
+        for name, glyph, width in sizes:
+            assert glyph not in ("none", "normal", '""') and width > 0, (name, glyph, width)
     finally:
         visit.page.close()

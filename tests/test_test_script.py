@@ -79,7 +79,7 @@ def test_with_chromium_the_whole_suite_runs(fake_checkout, how):
     result, calls = _run(fake_checkout, **env)
     assert result.returncode == 0, result.stderr
     (pytest_call,) = [c for c in calls if c.startswith("python -m pytest")]
-    assert "--ignore=tests/test_browser.py" not in pytest_call
+    assert "not browser" not in pytest_call
     assert "--run-all" in pytest_call.split()  # the site, browser and notebook tests too
     assert "whole suite: " in result.stdout and "WARNING" not in result.stderr
 
@@ -87,9 +87,9 @@ def test_with_chromium_the_whole_suite_runs(fake_checkout, how):
 def test_the_browser_tests_can_be_left_out(fake_checkout):
     result, calls = _run(fake_checkout, CNN_COURSE_SKIP_BROWSER="1")
     assert result.returncode == 0, result.stderr
-    assert "browser tests (tests/test_browser.py) are skipped" in result.stdout
+    assert "the browser tests (marked browser) are skipped" in result.stdout
     (pytest_call,) = [c for c in calls if c.startswith("python -m pytest")]
-    assert "--ignore=tests/test_browser.py" in pytest_call.split()
+    assert " -m not browser" in pytest_call
 
 
 def test_a_suite_over_its_budget_ends_with_a_warning(fake_checkout):

@@ -246,7 +246,7 @@ def show_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, n
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < n:
-            ax.imshow(images[index].cpu().numpy())
+            ax.imshow(images[index].cpu().numpy(), interpolation="nearest")  # the real pixels
             if titles is not None:
                 ax.set_title(titles[index], fontsize=title_size)
     fig.tight_layout()
@@ -263,7 +263,7 @@ def show_class_grid(images: torch.Tensor, labels: torch.Tensor, per_class: int =
         chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
         for col, index in enumerate(chosen.tolist()):
             ax = axes[row, col]
-            ax.imshow(images[index].numpy())
+            ax.imshow(images[index].numpy(), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():

@@ -8,18 +8,17 @@ looks values up and draws, so there is one source of truth for the formulas.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anywidget
 import traitlets
 
 from cnn_course.arith import conv_output_size, conv_params
+from cnn_course.widgets.frontend import CSS, esm
 
 if TYPE_CHECKING:
     import torch
 
-_JS = Path(__file__).parent / "js"
 
 CONV_RANGES = {  # control: (lowest, highest)
     "n": (3, 16), "kernel_size": (1, 7), "padding": (0, 4), "stride": (1, 4),
@@ -59,8 +58,8 @@ def conv_params_table() -> dict[str, int]:
 class ConvArithmeticExplorer(anywidget.AnyWidget):
     """Output size, parameter count and kernel placement of a Conv2d, live in any browser."""
 
-    _esm = _JS / "conv_arithmetic.js"
-    _css = _JS / "explorers.css"
+    _esm = esm("conv_arithmetic.js")
+    _css = CSS
     ranges = traitlets.Dict(CONV_RANGES).tag(sync=True)
     output_sizes = traitlets.Dict().tag(sync=True)
     param_counts = traitlets.Dict().tag(sync=True)
@@ -104,8 +103,8 @@ def pooling_tables(feature_map) -> dict[str, dict]:
 class PoolingExplorer(anywidget.AnyWidget):
     """Max or average pooling of a real feature map, with the window of one output cell."""
 
-    _esm = _JS / "pooling.js"
-    _css = _JS / "explorers.css"
+    _esm = esm("pooling.js")
+    _css = CSS
     feature_map = traitlets.List().tag(sync=True)
     tables = traitlets.Dict().tag(sync=True)
     values = traitlets.Dict({"mode": "max", "kernel_size": 2, "stride": 2, "out_row": 0,
@@ -176,8 +175,8 @@ class OptimizerRace(anywidget.AnyWidget):
     """Trajectories of SGD, momentum, Nesterov, Adagrad, RMSprop and Adam on 2-D surfaces,
     precomputed with ``torch.optim`` for every learning rate and momentum on the sliders."""
 
-    _esm = _JS / "optimizer_race.js"
-    _css = _JS / "explorers.css"
+    _esm = esm("optimizer_race.js")
+    _css = CSS
     learning_rates = traitlets.List(list(RACE_LEARNING_RATES)).tag(sync=True)
     momenta = traitlets.List(list(RACE_MOMENTA)).tag(sync=True)
     surfaces = traitlets.List().tag(sync=True)
@@ -277,8 +276,8 @@ class ActivationExplorer(anywidget.AnyWidget):
     """An activation function and its derivative over a chosen range, with the value and
     derivative at one point; every number precomputed with PyTorch (autograd for f')."""
 
-    _esm = _JS / "activations.js"
-    _css = _JS / "explorers.css"
+    _esm = esm("activations.js")
+    _css = CSS
     names = traitlets.List(list(ACTIVATION_NAMES)).tag(sync=True)
     ranges = traitlets.List(list(ACTIVATION_RANGES)).tag(sync=True)
     slopes = traitlets.List(list(LEAKY_SLOPES)).tag(sync=True)

@@ -1,17 +1,6 @@
 // Activation explorer. Every f(x) and f'(x) was computed in Python with torch.nn.functional
 // and autograd, for each function, slope and range the controls allow; this code only looks
 // the values up and draws them.
-const SVG = "http://www.w3.org/2000/svg";
-
-// Ties a visible <label> to its control, so that screen readers announce the control's name.
-let controlCount = 0;
-function tie(label, control, prefix) {
-  if (!control.id) {
-    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
-  }
-  label.htmlFor = control.id;
-  return label;
-}
 const W = 260, H = 170, PAD = { left: 44, right: 8, top: 18, bottom: 22 };
 
 function node(tag, attrs, text) {

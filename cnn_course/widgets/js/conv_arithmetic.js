@@ -5,17 +5,6 @@ const LABELS = {
   dilation: "dilation d", in_channels: "in_channels", out_channels: "out_channels",
   out_row: "output row", out_col: "output column",
 };
-const SVG = "http://www.w3.org/2000/svg";
-
-// Ties a visible <label> to its control, so that screen readers announce the control's name.
-let controlCount = 0;
-function tie(label, control, prefix) {
-  if (!control.id) {
-    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
-  }
-  label.htmlFor = control.id;
-  return label;
-}
 
 function slider(name, low, high, value, onInput) {
   const label = document.createElement("label");

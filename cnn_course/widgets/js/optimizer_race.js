@@ -1,16 +1,5 @@
 // Optimizer race. Every trajectory was computed in Python with torch.optim for each setting
 // the controls allow; this code only picks the right ones and draws them.
-const SVG = "http://www.w3.org/2000/svg";
-
-// Ties a visible <label> to its control, so that screen readers announce the control's name.
-let controlCount = 0;
-function tie(label, control, prefix) {
-  if (!control.id) {
-    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
-  }
-  label.htmlFor = control.id;
-  return label;
-}
 const COLORS = { SGD: "#7f7f7f", momentum: "#1f77b4", Nesterov: "#17becf", Adagrad: "#2ca02c",
   RMSprop: "#ff7f0e", Adam: "#d62728" };
 const W = 420, H = 320;

@@ -1,16 +1,5 @@
 // Pooling explorer. Output sizes and pooled values come from tables computed in Python
 // (cnn_course.arith and torch.nn.functional); this code only looks them up and draws.
-const SVG = "http://www.w3.org/2000/svg";
-
-// Ties a visible <label> to its control, so that screen readers announce the control's name.
-let controlCount = 0;
-function tie(label, control, prefix) {
-  if (!control.id) {
-    control.id = `${prefix}-${++controlCount}-${Math.random().toString(36).slice(2, 8)}`;
-  }
-  label.htmlFor = control.id;
-  return label;
-}
 
 function heatmap(values, cell, highlight, description) {
   const svg = document.createElementNS(SVG, "svg");

@@ -1,0 +1,98 @@
+"""Page weight: the gzip-compressed size of everything a page of the built site loads.
+
+Usage: python tests/page_weight.py [SITE_FOLDER [PAGE ...]]
+(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml, or the PAGEs named, e.g.
+book/07_lenet5). Prints each page's total and its five heaviest files; exits 1 when a page loads
+more than LIMIT_BYTES. The browser test of every page uses `page_weight` the same way.
+
+Each file is counted once per page, compressed with gzip at level 6, as a web server would send
+it; files a page loads later (fonts, a fetched weights file) count once the page is idle.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import shutil
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_BYTES = 2_000_000  # 2 MB, as the site's performance goal states it
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def gzip_size(body: bytes) -> int:
+    return len(gzip.compress(body, compresslevel=6, mtime=0))
+
+
+def page_weight(browser, url: str, settle_ms: int = 1500) -> dict[str, int]:
+    """{url: gzip-compressed bytes} of every response the page at ``url`` received."""
+    sizes: dict[str, int] = {}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+    def record(response) -> None:
+        if response.url.startswith("data:") or response.url in sizes:
+            return
+        try:
+            sizes[response.url] = gzip_size(response.body())
+        except Exception:  # noqa: BLE001 - redirects and aborted requests have no body
+            sizes[response.url] = 0
+
+    page.on("response", record)
+    try:
+        page.goto(url, wait_until="load")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(settle_ms)
+    finally:
+        page.close()
+    return sizes
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def main(site: Path, pages: list[str]) -> int:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    chromium = os.environ.get("CNN_COURSE_CHROMIUM") or shutil.which("chromium") \
+        or "/usr/bin/chromium"
+    too_heavy = 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        for name in pages:
+            sizes = page_weight(browser, f"{base}/{name}.html")
+            total = sum(sizes.values())
+            too_heavy += total > LIMIT_BYTES
+            mark = "TOO HEAVY" if total > LIMIT_BYTES else "ok"
+            print(f"{name}: {total / 1e6:.2f} MB gzip in {len(sizes)} files ({mark})")
+            for url, size in sorted(sizes.items(), key=lambda item: -item[1])[:5]:
+                print(f"    {size / 1e3:8.0f} kB  {url.removeprefix(base)}")
+        browser.close()
+    server.shutdown()
+    print(f"{too_heavy} of {len(pages)} pages load more than {LIMIT_BYTES / 1e6:.0f} MB gzip")
+    return 1 if too_heavy else 0
+
+
+if __name__ == "__main__":
+    site = Path(sys.argv[1]) if len(sys.argv) > 1 else \
+        Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
+    sys.exit(main(site, sys.argv[2:] or toc_pages()))
