@@ -40,6 +40,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         heavy = [marker for marker in HEAVY_MARKERS if marker in item.keywords]
         if heavy:
             reasons = " and ".join(HEAVY_MARKERS[marker] for marker in heavy)
+            if "browser" in heavy and "site" in heavy:  # said once, in the natural order
+                reasons = " and ".join(["needs Chromium and the built site"] + [
+                    HEAVY_MARKERS[marker] for marker in heavy if marker not in ("browser", "site")])
             item.add_marker(pytest.mark.skip(
                 reason=f"{reasons}: run `python -m pytest --run-all` (after "
                        "`bash scripts/build-book.sh` for the site) or `bash scripts/test.sh`"))

@@ -31,6 +31,9 @@ def test_heavy_tests_are_skipped_unless_run_all():
     assert site.skips[0].startswith("needs the built site:")
     assert browser.skips[0].startswith("needs Chromium and the built site:")  # said once
     assert notebooks.skips[0].startswith("executes notebooks:")
+    harness_only = _Item("browser")  # a browser test on a page of its own, no site needed
+    conftest.pytest_collection_modifyitems(_Config(run_all=False), [harness_only])
+    assert harness_only.skips[0].startswith("needs Chromium:")
     assert slow.skips[0].startswith("takes more than a few seconds:")
     assert all("--run-all" in item.skips[0] for item in items[1:])  # says how to run them
     everything = [_Item("site"), _Item("notebooks"), _Item("slow")]
