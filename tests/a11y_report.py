@@ -9,25 +9,13 @@ Chromium binary (set CNN_COURSE_CHROMIUM to use another one than /usr/bin/chromi
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import yaml
+from widget_harness import RENDERED, ROOT, StaticServer, launch_chromium, toc_pages
 
-ROOT = Path(__file__).resolve().parent.parent
 SEVERE = ("serious", "critical")
-# book/_ext/saved_widgets.js marks <html> once it has drawn every saved widget.
-_WIDGETS_RENDERED = "() => document.documentElement.dataset.widgetsRendered === 'true'"
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
 def severe_violations(page) -> list[tuple[str, str, list[str]]]:
@@ -48,32 +36,20 @@ def open_page(browser, url: str):
     page.goto(url, wait_until="load")
     page.wait_for_load_state("networkidle")
     try:
-        page.wait_for_function(_WIDGETS_RENDERED, timeout=15_000)
+        page.wait_for_function(RENDERED, timeout=15_000)
     except Exception:  # noqa: BLE001 - a page whose widgets never render is still audited
         pass
     return page
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 def main(site: Path, pages: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    chromium = os.environ.get("CNN_COURSE_CHROMIUM") or shutil.which("chromium") \
-        or "/usr/bin/chromium"
+    server = StaticServer(site)
+    base = server.url
     total = 0
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        browser = launch_chromium(playwright)
         for name in pages or toc_pages():
             page = open_page(browser, f"{base}/{name}.html")
             try:
@@ -86,7 +62,7 @@ def main(site: Path, pages: list[str] | None = None) -> int:
             for rule, impact, targets in found:
                 print(f"  {rule} ({impact}, {len(targets)}): {', '.join(targets)}")
         browser.close()
-    server.shutdown()
+    server.close()
     print(f"total: {total}")
     return 1 if total else 0
 

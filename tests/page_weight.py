@@ -11,24 +11,14 @@ it; files a page loads later (fonts, a fetched weights file) count once the page
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
-import shutil
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import yaml
+from widget_harness import ROOT, StaticServer, launch_chromium, toc_pages
 
-ROOT = Path(__file__).resolve().parent.parent
 LIMIT_BYTES = 2_000_000  # 2 MB, as the site's performance goal states it
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
 def gzip_size(body: bytes) -> int:
@@ -58,26 +48,14 @@ def page_weight(browser, url: str, settle_ms: int = 1500) -> dict[str, int]:
     return sizes
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 def main(site: Path, pages: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    chromium = os.environ.get("CNN_COURSE_CHROMIUM") or shutil.which("chromium") \
-        or "/usr/bin/chromium"
+    server = StaticServer(site)
+    base = server.url
     too_heavy = 0
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        browser = launch_chromium(playwright)
         for name in pages:
             sizes = page_weight(browser, f"{base}/{name}.html")
             total = sum(sizes.values())
@@ -87,7 +65,7 @@ def main(site: Path, pages: list[str]) -> int:
             for url, size in sorted(sizes.items(), key=lambda item: -item[1])[:5]:
                 print(f"    {size / 1e3:8.0f} kB  {url.removeprefix(base)}")
         browser.close()
-    server.shutdown()
+    server.close()
     print(f"{too_heavy} of {len(pages)} pages load more than {LIMIT_BYTES / 1e6:.0f} MB gzip")
     return 1 if too_heavy else 0
 

@@ -7,17 +7,13 @@ Debian's `chromium`); set CNN_COURSE_CHROMIUM to use another one.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import shutil
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
+from widget_harness import StaticServer, launch_chromium, toc_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.site]
 
@@ -26,20 +22,6 @@ HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 # sphinx-thebe declares its configuration twice on every page; harmless and not ours.
 ALLOWED_CONSOLE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-
-
-def chromium_path() -> str:
-    for candidate in (os.environ.get("CNN_COURSE_CHROMIUM"), "chromium", "chromium-browser",
-                      "google-chrome"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    pytest.fail("no Chromium found: install Debian's `chromium` (.ci/run does) or set "
-                "CNN_COURSE_CHROMIUM")
 
 
 # book/_ext/saved_widgets.js draws each saved widget into a `.saved-widget` right after its view
@@ -53,21 +35,13 @@ _ALL_WIDGETS_RENDERED = """() => {
 }"""
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site_url():
     if not (HTML / "index.html").exists():
         pytest.fail("no built site: run `bash scripts/build-book.sh` first")
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    server = StaticServer(HTML)
+    yield server.url
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +49,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            browser = launch_chromium(playwright)
+        except RuntimeError as problem:  # no Chromium: say how to get one
+            pytest.fail(str(problem))
         yield browser
         browser.close()
 

@@ -1,4 +1,6 @@
-"""Open widgets in Chromium the way the built site shows them, without building the site.
+"""Open widgets in Chromium the way the built site shows them, without building the site;
+and the small pieces every browser tool of the course shares (Chromium, a local server, the
+site's pages).
 
 ``WidgetPage`` writes a page that holds the widgets' saved state and view markers exactly as
 myst-nb writes them into the site, loads the site's own renderer (``book/_ext/saved_widgets.js``)
@@ -26,11 +28,19 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RENDERER = ROOT / "book" / "_ext" / "saved_widgets.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 RENDERED = "() => document.documentElement.dataset.widgetsRendered === 'true'"
+
+
+def toc_pages() -> list[str]:
+    """Every page of the site, in the order of ``_toc.yml`` (e.g. ``book/01_convolution``)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
 def chromium_path() -> str:

@@ -16,9 +16,9 @@ import math
 import anywidget
 import traitlets
 
-from cnn_course.arith import conv_output_size
 from cnn_course.widgets.conv_explorer import PRESETS, preset_kernel
 from cnn_course.widgets.frontend import CSS, JS, esm
+from cnn_course.widgets.static import output_size_or_reason
 
 #: The named kernels offered (every preset of the notebook explorer except "custom").
 WATCH_KERNELS: tuple[str, ...] = tuple(name for name in PRESETS if name != "custom")
@@ -65,11 +65,7 @@ def watch_output_sizes(n: int) -> dict[str, int | str]:
         for p in range(p0, p1 + 1):
             for s in range(s0, s1 + 1):
                 for d in range(d0, d1 + 1):
-                    try:
-                        value: int | str = conv_output_size(n, k, p, s, d)
-                    except ValueError as problem:
-                        value = str(problem)
-                    table[f"{k},{p},{s},{d}"] = value
+                    table[f"{k},{p},{s},{d}"] = output_size_or_reason(n, k, p, s, d)
     return table
 
 

@@ -26,6 +26,14 @@ CONV_RANGES = {  # control: (lowest, highest)
 }
 
 
+def output_size_or_reason(n: int, k: int, p: int, s: int, d: int) -> int | str:
+    """``conv_output_size(n, k, p, s, d)``, or its error message when there is no output."""
+    try:
+        return conv_output_size(n, k, p, s, d)
+    except ValueError as problem:
+        return str(problem)
+
+
 def conv_output_table() -> dict[str, int | str]:
     """Output size, or the reason there is none, for every combination of the controls.
 
@@ -39,11 +47,7 @@ def conv_output_table() -> dict[str, int | str]:
             for p in range(p0, p1 + 1):
                 for s in range(s0, s1 + 1):
                     for d in range(d0, d1 + 1):
-                        try:
-                            value: int | str = conv_output_size(n, k, p, s, d)
-                        except ValueError as problem:
-                            value = str(problem)
-                        table[f"{n},{k},{p},{s},{d}"] = value
+                        table[f"{n},{k},{p},{s},{d}"] = output_size_or_reason(n, k, p, s, d)
     return table
 
 
