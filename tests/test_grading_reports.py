@@ -512,13 +512,22 @@ def _edited(tmp_path, source: Path, edit) -> Path:
     (lambda d: d["submissions"][0].update(seconds=float("nan")), r"seconds"),
     (lambda d: d["submissions"][0].update(chapter="99_nothing"), r"not among"),
     (lambda d: d["chapters"][0].update(max_score=7), r"max_score"),
-    (lambda d: d["chapters"][0].update(title="Other"), r"disagree on chapter"),
+    ("retitle a chapter another shard lists", r"disagree on chapter"),
     (lambda d: d.update(hidden_seed="5"), r"hidden_seed"),
     (lambda d: d.update(shard={"index": 4, "count": 3}), r"shard"),
     (lambda d: d.update(submissions=None), r"expected lists"),
 ])
 def test_merge_refuses_reports_of_the_wrong_shape(tmp_path, fake, capsys, edit, message):
     s1, s2, s3 = _shard_reports(tmp_path, fake, capsys)
+    if isinstance(edit, str):
+        # Which chapters a shard lists depends on how the paths hash, so retitle one that
+        # the other shards list too; otherwise there is nothing to disagree with.
+        others = {c["id"] for s in (s1, s2) for c in json.loads(s.read_text("utf-8"))["chapters"]}
+
+        def edit(d):
+            shared = [c for c in d["chapters"] if c["id"] in others]
+            assert shared, "the shards share no chapter"
+            shared[0].update(title="Other")
     line = _merge_error(capsys, s1, s2, _edited(tmp_path, s3, edit))
     assert re.search(message, line), line
 
