@@ -285,8 +285,8 @@ def run_pipeline(device: torch.device, quick: bool, log) -> dict:
 
 def images_per_second(model: nn.Module, device: torch.device, batch_size: int, images: int,
                       channels_last: bool = False, autocast: bool = False,
-                      steps_min: int = 8, repeats: int = 3) -> float:
-    """Steady-state training images per second on random data, after warm-up steps: the
+                      steps_min: int = 8, repeats: int = 3, warmup: int = 3) -> float:
+    """Steady-state training images per second on random data, after ``warmup`` steps: the
     median of ``repeats`` timed runs of ``images`` images each (a single run of a few seconds
     varied by a third from one benchmark run to the next)."""
     generator = torch.Generator().manual_seed(0)
@@ -305,7 +305,7 @@ def images_per_second(model: nn.Module, device: torch.device, batch_size: int, i
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
+    for _ in range(warmup):
         step()
     steps = max(steps_min, images // batch_size)
     rates = []
@@ -341,7 +341,10 @@ def run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> di
 
 def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> dict:
     started = stamp(device)
-    images = 512 if quick else 8192
+    images = 256 if quick else 8192
+    # A quick run only proves that every part runs: one short timed run each (bfloat16
+    # autocast alone trains at a few dozen images per second on some CPUs).
+    timing = {"steps_min": 1, "repeats": 1, "warmup": 1} if quick else {}
     models = {"tutorial_relu": lambda: tutorial_cnn(relu=True), "improved": improved_cnn}
     if quick:
         del models["improved"]
@@ -349,7 +352,7 @@ def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> d
     for batch_size in (32, 128) if quick else (16, 32, 64, 128, 256, 512):
         torch.manual_seed(0)
         rate = images_per_second(models["tutorial_relu"]().to(device), device, batch_size,
-                                 images)
+                                 images, **timing)
         sweep.append({"batch_size": batch_size, "images_per_second": rate})
         log(f"-- batch {batch_size:4d}: {rate:8.0f} images/s (tutorial network with ReLU)")
     variants = []
@@ -360,7 +363,8 @@ def _run_speed(device: torch.device, quick: bool, compile_model: bool, log) -> d
     for model_name, build in models.items():
         for label, options in settings:
             torch.manual_seed(0)
-            rate = images_per_second(build().to(device), device, 128, images, **options)
+            rate = images_per_second(build().to(device), device, 128, images, **options,
+                                     **timing)
             variants.append({"model": model_name, "setting": label, "images_per_second": rate})
             log(f"-- {model_name:14s} {label:34s} {rate:8.0f} images/s")
         if compile_model and compiler_available():
