@@ -3,6 +3,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/ensure-env.sh"
 bash scripts/vendor-assets.sh
-rm -rf _build/html _build/jupyter_execute _build/.doctrees
+rm -rf _build/html _build/jupyter_execute _build/.doctrees _build/.jupyter_cache
+# The pages' code runs here, several pages at a time, into the cache that _config.yml names;
+# the build then reads every page's outputs from it. BUILD_JOBS=1 runs them one at a time.
+python scripts/execute_pages.py _build/.jupyter_cache --jobs "${BUILD_JOBS:-2}"
 jupyter-book build . --all -W --keep-going
 echo "The site is in _build/html (open _build/html/index.html)."

@@ -25,10 +25,9 @@ def gzip_size(body: bytes) -> int:
     return len(gzip.compress(body, compresslevel=6, mtime=0))
 
 
-def page_weight(browser, url: str, settle_ms: int = 1500) -> dict[str, int]:
-    """{url: gzip-compressed bytes} of every response the page at ``url`` received."""
+def record_response_sizes(page) -> dict[str, int]:
+    """Start counting ``page``'s responses; returns the {url: gzip bytes} dict it fills in."""
     sizes: dict[str, int] = {}
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
 
     def record(response) -> None:
         if response.url.startswith("data:") or response.url in sizes:
@@ -39,6 +38,13 @@ def page_weight(browser, url: str, settle_ms: int = 1500) -> dict[str, int]:
             sizes[response.url] = 0
 
     page.on("response", record)
+    return sizes
+
+
+def page_weight(browser, url: str, settle_ms: int = 1500) -> dict[str, int]:
+    """{url: gzip-compressed bytes} of every response the page at ``url`` received."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sizes = record_response_sizes(page)
     try:
         page.goto(url, wait_until="load")
         page.wait_for_load_state("networkidle")
