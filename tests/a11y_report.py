@@ -1,8 +1,8 @@
 """Run axe-core on every page of the built site and print its serious or critical violations.
 
 Usage: python tests/a11y_report.py [SITE_FOLDER [PAGE ...]]
-(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml, or the PAGEs named, e.g.
-book/01_convolution).
+(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml in every language, or the
+PAGEs named, e.g. book/01_convolution or zh/book/01_convolution).
 Exits 1 when any page has a serious or critical violation. Needs axe-playwright-python and a
 Chromium binary (set CNN_COURSE_CHROMIUM to use another one than /usr/bin/chromium).
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from widget_harness import RENDERED, ROOT, StaticServer, launch_chromium, toc_pages
+from widget_harness import RENDERED, ROOT, StaticServer, launch_chromium, site_pages
 
 SEVERE = ("serious", "critical")
 
@@ -50,7 +50,7 @@ def main(site: Path, pages: list[str] | None = None) -> int:
     total = 0
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        for name in pages or toc_pages():
+        for name in pages or site_pages():
             page = open_page(browser, f"{base}/{name}.html")
             try:
                 found = severe_violations(page)

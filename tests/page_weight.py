@@ -1,9 +1,10 @@
 """Page weight: the gzip-compressed size of everything a page of the built site loads.
 
 Usage: python tests/page_weight.py [SITE_FOLDER [PAGE ...]]
-(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml, or the PAGEs named, e.g.
-book/07_lenet5). Prints each page's total and its five heaviest files; exits 1 when a page loads
-more than LIMIT_BYTES. The browser test of every page uses `page_weight` the same way.
+(default: _build/html, or CNN_COURSE_SITE; every page of _toc.yml in every language, or the
+PAGEs named, e.g. book/07_lenet5 or zh/book/07_lenet5). Prints each page's total and its five
+heaviest files; exits 1 when a page loads more than LIMIT_BYTES. The browser test of every
+page uses `page_weight` the same way.
 
 Each file is counted once per page, compressed with gzip at level 6, as a web server would send
 it; files a page loads later (fonts, a fetched weights file) count once the page is idle.
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from widget_harness import ROOT, StaticServer, launch_chromium, toc_pages
+from widget_harness import ROOT, StaticServer, launch_chromium, site_pages
 
 LIMIT_BYTES = 2_000_000  # 2 MB, as the site's performance goal states it
 
@@ -79,4 +80,4 @@ def main(site: Path, pages: list[str]) -> int:
 if __name__ == "__main__":
     site = Path(sys.argv[1]) if len(sys.argv) > 1 else \
         Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
-    sys.exit(main(site, sys.argv[2:] or toc_pages()))
+    sys.exit(main(site, sys.argv[2:] or site_pages()))

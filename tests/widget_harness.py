@@ -43,6 +43,19 @@ def toc_pages() -> list[str]:
     return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
+def translated_pages() -> list[str]:
+    """Every page of every translation, under the folder that its
+    ``locales/<language>/site.yml`` names (e.g. ``zh/book/01_convolution``)."""
+    folders = [yaml.safe_load(path.read_text(encoding="utf-8"))["folder"]
+               for path in sorted((ROOT / "locales").glob("*/site.yml"))]
+    return [f"{folder}/{page}" for folder in folders for page in toc_pages()]
+
+
+def site_pages() -> list[str]:
+    """Every page of every language: the English pages, then each translation's."""
+    return toc_pages() + translated_pages()
+
+
 def chromium_path() -> str:
     for candidate in (os.environ.get("CNN_COURSE_CHROMIUM"), "chromium", "chromium-browser",
                       "google-chrome"):

@@ -1,0 +1,57 @@
+"""The site check of every page (tests/test_browser.py) on every translated page: no
+JavaScript errors, failed requests or requests to other hosts, formulas and saved widgets drawn,
+no serious accessibility violation, at most 2 MB, no sideways scrolling on a phone.
+
+A module of its own so that the test workers share the English and the translated pages.
+"""
+
+from __future__ import annotations
+
+import pytest
+import test_browser as english
+from widget_harness import translated_pages
+
+pytestmark = [pytest.mark.browser, pytest.mark.site]
+
+# This module's own server and browser (module-scoped fixtures of tests/test_browser.py).
+site_url = english.site_url
+browser = english.browser
+PAGES = translated_pages()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_translated_page_loads_cleanly_offline(browser, site_url, page):
+    english.test_page_loads_cleanly_offline(browser, site_url, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_translated_page_has_no_serious_accessibility_violations(browser, site_url, page):
+    english.test_page_has_no_serious_accessibility_violations(browser, site_url, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_translated_page_fits_a_phone_screen(browser, site_url, page):
+    english.test_page_fits_a_phone_screen(browser, site_url, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_translated_page_loads_at_most_2_mb_compressed(browser, site_url, page):
+    english.test_page_loads_at_most_2_mb_compressed(browser, site_url, page)
+
+
+def test_the_language_link_leads_to_the_same_page(browser, site_url):
+    """Following the link at the top of a page opens the same page in the other language,
+    and back."""
+    page = browser.new_page()
+    try:
+        page.goto(f"{site_url}/book/03_pooling.html", wait_until="load")
+        page.click("nav.language-switch a")
+        page.wait_for_load_state("load")
+        assert page.url.endswith("/zh/book/03_pooling.html"), page.url
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        assert "池化" in page.locator("article h1").inner_text()
+        page.click("nav.language-switch a")
+        page.wait_for_load_state("load")
+        assert page.url == f"{site_url}/book/03_pooling.html"
+    finally:
+        page.close()

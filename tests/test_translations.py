@@ -1,0 +1,151 @@
+"""The Chinese site: every English message of the explanation pages has a current translation
+that keeps its markup, the built Chinese pages show those translations, and every page links
+to itself in the other language.
+
+The message templates (_build/gettext) and the Chinese site (_build/html/zh) come from
+`bash scripts/build-book.sh`.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import polib
+import pytest
+
+from cnn_course.tools.translations import (
+    LOCALES,
+    POT_DIR,
+    TRANSLATED_FOLDERS,
+    catalog_problems,
+    markup_differences,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
+ZH = HTML / "zh"
+
+
+# ---- the check itself, on small catalogs --------------------------------------------------
+
+def _catalog(path: Path, entries: list[tuple[str, str]], fuzzy: tuple[str, ...] = ()) -> None:
+    catalog = polib.POFile()
+    for msgid, msgstr in entries:
+        catalog.append(polib.POEntry(msgid=msgid, msgstr=msgstr,
+                                     flags=["fuzzy"] if msgid in fuzzy else []))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.save(str(path))
+
+
+def test_untranslated_fuzzy_and_broken_messages_are_named(tmp_path):
+    english = ["A {term}`kernel` slides.", "Stride $s$ skips.", "Padding adds zeros.",
+               "Use `F.conv2d`.", "Pooling."]
+    _catalog(tmp_path / "pot" / "book" / "p.pot", [(m, "") for m in english])
+    _catalog(tmp_path / "locales" / "zh_CN" / "LC_MESSAGES" / "book" / "p.po", [
+        ("A {term}`kernel` slides.", "{term}`卷积核 <kernel>` 滑动。"),  # fine
+        ("Stride $s$ skips.", "步长 $t$ 跳过。"),                          # math changed
+        ("Padding adds zeros.", "填充补零。"),                              # fuzzy
+        ("Use `F.conv2d`.", ""),                                           # empty
+    ], fuzzy=("Padding adds zeros.",))                                     # "Pooling." missing
+    problems = catalog_problems(tmp_path / "pot", "zh_CN", tmp_path / "locales")
+    found = {(p.message, p.reason.split(" (")[0]) for p in problems}
+    assert found == {
+        ("Stride $s$ skips.", "its math differs from the English"),
+        ("Padding adds zeros.", "the English changed since it was translated"),
+        ("Use `F.conv2d`.", "not translated"),
+        ("Pooling.", "not translated"),
+    }
+    assert all(p.page == "book/p" for p in problems)
+
+
+def test_editing_one_english_paragraph_is_caught(tmp_path):
+    """The real catalogs against the real templates, with one paragraph of Chapter 1 edited."""
+    if not (POT_DIR / "book" / "01_convolution.pot").exists():
+        pytest.fail("no message templates: run `bash scripts/build-book.sh` first")
+    shutil.copytree(POT_DIR / "book", tmp_path / "book")
+    template = polib.pofile(str(tmp_path / "book" / "01_convolution.pot"))
+    paragraph = next(e for e in template if len(e.msgid) > 200)
+    paragraph.msgid = paragraph.msgid.replace(" ", "  ", 1)  # the smallest edit: one space
+    template.save()
+    problems = catalog_problems(tmp_path, "zh_CN", LOCALES)
+    assert [(p.page, p.message, p.reason) for p in problems] == [
+        ("book/01_convolution", paragraph.msgid, "not translated")]
+
+
+@pytest.mark.parametrize("english, translated, expected", [
+    ("See {doc}`Chapter 5 <05_backpropagation>`.", "见{doc}`第 5 章 <05_backpropagation>`。", []),
+    ("See {doc}`Chapter 5 <05_backpropagation>`.", "见{doc}`第 5 章 <04_fully_connected>`。",
+     ["the role {doc}05_backpropagation is missing"]),
+    ("A {term}`kernel`.", "一个卷积核。", ["its roles differ"]),
+    ("Read [the notebook](../notebooks/01.ipynb).", "阅读[练习](../notebooks/02.ipynb)。",
+     ["its link target differs from the English"]),
+    ("Got {glue:text}`acc`.", "得到 {glue:text}`accuracy`。", ["the role {glue:text}`acc`"]),
+])
+def test_markup_that_the_build_reads_must_survive(english, translated, expected):
+    found = markup_differences(english, translated)
+    assert len(found) == len(expected), found
+    for problem, start in zip(found, expected, strict=True):
+        assert problem.startswith(start), (problem, start)
+
+
+# ---- the real catalogs and the built Chinese site -------------------------------------------
+
+@pytest.mark.site
+def test_every_message_of_the_pages_has_a_current_translation():
+    problems = catalog_problems()
+    listed = "\n".join(map(str, problems[:40]))
+    assert not problems, (f"{len(problems)} message(s) need a translation (python -m "
+                          f"cnn_course.tools.translations check lists them all):\n{listed}")
+
+
+def _page_text(path: Path) -> str:
+    page = path.read_text(encoding="utf-8")
+    article = page[page.find("<article"):page.rfind("</article>")]
+    article = re.sub(r"<(script|style)\b.*?</\1>", " ", article, flags=re.S)
+    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", article)))
+
+
+def _translated_pages() -> list[str]:
+    return sorted(p.relative_to(POT_DIR).with_suffix("").as_posix()
+                  for folder in TRANSLATED_FOLDERS for p in (POT_DIR / folder).glob("*.pot"))
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("page", ["book/01_convolution", "book/intro", "book/glossary",
+                                  "book/07_lenet5"])
+def test_chinese_pages_show_their_translations(page):
+    """Sphinx silently keeps the English of a translation it cannot use (one that parses as
+    another kind of element, such as "1. 卷积" read as a list): no English sentence of the
+    page may be left on the Chinese page, and its title must be the translated one."""
+    if not (ZH / f"{page}.html").exists():
+        pytest.fail("no Chinese site: run `bash scripts/build-book.sh` first")
+    text = _page_text(ZH / f"{page}.html")
+    catalog = {e.msgid: e.msgstr
+               for e in polib.pofile(str(LOCALES / "zh_CN" / "LC_MESSAGES" / f"{page}.po"))}
+    plain = [m for m, t in catalog.items()
+             if len(m) > 40 and not re.search(r"[`${}\[\]*\\<]", m) and m != t]
+    assert plain, page
+    left = [m for m in plain if m in text]
+    assert not left, f"{page}: English left on the Chinese page: {left[:3]}"
+    title = re.search(r"<h1>(.*?)<a", (ZH / f"{page}.html").read_text(encoding="utf-8"), re.S)
+    assert title and re.search(r"[\u4e00-\u9fff]", title.group(1)), (page, title)
+
+
+@pytest.mark.site
+def test_every_page_links_to_itself_in_the_other_language():
+    from test_site import toc_files
+
+    assert _translated_pages(), "no message templates: run `bash scripts/build-book.sh` first"
+    for page in toc_files():
+        for site, other in ((HTML, "zh-CN"), (ZH, "en")):
+            path = site / f"{page}.html"
+            link = re.search(r'<nav class="language-switch"[^>]*><a href="([^"]+)" '
+                             rf'hreflang="{other}"', path.read_text(encoding="utf-8"))
+            assert link, f"{path.relative_to(HTML)} has no link to its {other} page"
+            target = (path.parent / link.group(1)).resolve()
+            assert target.exists(), f"{path.relative_to(HTML)} links to missing {target}"
+            assert target.name == path.name
