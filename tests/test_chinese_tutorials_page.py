@@ -218,7 +218,7 @@ def test_the_cifar_numbers_come_from_the_results_file(executed):
         "cifar_published": f"{after['published']:.1%}",
         "cifar_relu": f"{after['relu']:.1%}",
         "cifar_machine": machine,
-        "cifar_date": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
+        "cifar_date": dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1]}",
         "cifar_tutorial_epochs": str(tutorial["epochs"]),
         "cifar_tutorial_without": f"{tutorial['runs']['published']['test_acc'][-1]:.1%}",
         "cifar_tutorial_relu": f"{tutorial['runs']['relu']['test_acc'][-1]:.1%}",

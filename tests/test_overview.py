@@ -200,7 +200,7 @@ def same_budget_expected() -> dict:
             "acc": {name: run["test_acc"][epochs - 1] for name, run in chosen.items()},
             "params": {run["params"] for run in chosen.values()},
             "machines": {run["measured"]["machine"] for run in chosen.values()},
-            "dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"}
+            "dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1]}"}
 
 
 def test_the_overview_quotes_chapter_8s_benchmark():
@@ -244,9 +244,9 @@ def test_the_landing_page_quotes_the_benchmarks():
         "intro_lenet_machine": lenet["measured"]["machine"],
         "intro_lenet_date": lenet["measured"]["date"],
         "intro_cifar_minutes": str(round(sum(run["train_seconds"] for run in chapter8) / 60)),
-        "intro_cifar_epochs": "{}, {} and {}".format(*(run["epochs"] for run in chapter8)),
+        "intro_cifar_epochs": "{} + {} + {}".format(*(run["epochs"] for run in chapter8)),
         "intro_cifar_machine": machines.pop(),
-        "intro_cifar_dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
+        "intro_cifar_dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1]}",
     }
     text = INTRO.read_text(encoding="utf-8")
     assert set(GLUE_ROLE.findall(text)) == set(glued), "glue roles and glued values differ"
@@ -295,7 +295,7 @@ def test_same_budget_compares_after_the_fewest_epochs():
     assert budget.test_acc == {"linear": 0.4, "published": 0.6, "relu": 0.65}
     assert budget.trained == {"linear": 2, "published": 3, "relu": 3}
     assert (budget.params, budget.machine) == (100, "CPU: test")
-    assert budget.dates == "2026-11-23 to 2026-12-05"
+    assert budget.dates == "2026-11-23 – 2026-12-05"
     assert date_span(["2026-11-23", "2026-11-23"]) == "2026-11-23"
 
 
@@ -313,9 +313,9 @@ def test_same_budget_refuses_runs_it_cannot_compare(change, message):
 
 def test_the_landing_pages_figures_and_their_refusals():
     cifar = {"accuracy": cifar_accuracy_part()}
-    assert cifar_figures(cifar) == {"intro_cifar_minutes": "3", "intro_cifar_epochs": "3, 3 and 3",
+    assert cifar_figures(cifar) == {"intro_cifar_minutes": "3", "intro_cifar_epochs": "3 + 3 + 3",
                                     "intro_cifar_machine": "CPU: test",
-                                    "intro_cifar_dates": "2026-11-23 to 2026-12-05"}
+                                    "intro_cifar_dates": "2026-11-23 – 2026-12-05"}
     del cifar["accuracy"]["runs"]["improved"]
     with pytest.raises(ValueError, match=r"lack the run\(s\) \['improved'\]"):
         cifar_figures(cifar)

@@ -62,6 +62,7 @@ def test_untranslated_fuzzy_and_broken_messages_are_named(tmp_path):
     assert all(p.page == "book/p" for p in problems)
 
 
+@pytest.mark.site
 def test_editing_one_english_paragraph_is_caught(tmp_path):
     """The real catalogs against the real templates, with one paragraph of Chapter 1 edited."""
     if not (POT_DIR / "book" / "01_convolution.pot").exists():

@@ -84,6 +84,6 @@ def cifar_figures(results: dict) -> dict[str, str]:
     epochs = [str(run["epochs"]) for run in chosen]
     seconds = sum(run["train_seconds"] for run in chosen)
     return {"intro_cifar_minutes": f"{seconds / 60:.0f}",
-            "intro_cifar_epochs": f"{', '.join(epochs[:-1])} and {epochs[-1]}",
+            "intro_cifar_epochs": " + ".join(epochs),  # words-free: the Chinese page glues it too
             "intro_cifar_machine": machines[0],
             "intro_cifar_dates": date_span([run["measured"]["date"] for run in chosen])}

@@ -348,16 +348,16 @@ class SameBudget:
     trained: dict[str, int]     # run name -> epochs the run trained for in all
     params: int                 # parameter count, the same for the three
     machine: str                # where they were measured
-    dates: str                  # when: one date, or "first to last"
+    dates: str                  # when: one date, or "first – last"
 
 
 def date_span(dates: list[str]) -> str:
-    """``["2026-11-23", "2026-12-05", "2026-11-23"]`` -> ``"2026-11-23 to 2026-12-05"``; one
-    date when they are all the same."""
+    """``["2026-11-23", "2026-12-05", "2026-11-23"]`` -> ``"2026-11-23 – 2026-12-05"`` (a dash,
+    no words: translated pages glue it too); one date when they are all the same."""
     if not dates:
         raise ValueError("no dates given")
     first, last = min(dates), max(dates)
-    return first if first == last else f"{first} to {last}"
+    return first if first == last else f"{first} – {last}"
 
 
 def same_budget(accuracy: dict) -> SameBudget:
