@@ -15,6 +15,9 @@ pytestmark = pytest.mark.notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# A translated learner notebook has the same code cells (tests/test_translations.py checks
+# that), so one of them is run here, to show it runs as a learner opens it.
+TRANSLATED = [ROOT / "notebooks" / "zh_CN" / "01_convolution.ipynb"]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 
@@ -23,7 +26,8 @@ def test_every_chapter_has_both_notebooks():
     assert [p.name for p in LEARNER] == [p.name for p in SOLUTIONS]
 
 
-@pytest.mark.parametrize("path", LEARNER, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", LEARNER + TRANSLATED,
+                         ids=lambda p: p.relative_to(ROOT / "notebooks").as_posix())
 def test_learner_notebook_fails_only_at_its_checks(path, monkeypatch):
     monkeypatch.setenv("CNN_COURSE_QUICK", "1")  # the kernel inherits it: short training runs
     try:

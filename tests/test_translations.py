@@ -150,3 +150,84 @@ def test_every_page_links_to_itself_in_the_other_language():
             target = (path.parent / link.group(1)).resolve()
             assert target.exists(), f"{path.relative_to(HTML)} links to missing {target}"
             assert target.name == path.name
+
+
+# ---- the notebooks: one catalog per chapter, keyed by cell id -----------------------------
+
+def test_every_markdown_cell_of_the_notebooks_has_a_current_translation():
+    from cnn_course.tools.notebook_catalogs import problems
+
+    found = problems("zh_CN")
+    listed = "\n".join(map(str, found[:20]))
+    assert not found, (f"{len(found)} notebook cell(s) need a translation (python -m "
+                       f"cnn_course.tools.translations check lists them all):\n{listed}")
+
+
+def test_an_edited_notebook_cell_is_caught_and_update_keeps_its_old_translation(tmp_path):
+    import nbformat
+
+    from cnn_course.tools import notebook_catalogs
+
+    solutions, locales = tmp_path / "solutions", tmp_path / "locales"
+    solutions.mkdir()
+    notebook = nbformat.read(ROOT / "solutions" / "03_pooling.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "markdown" and len(c.source) > 200)
+    shutil.copytree(LOCALES / "zh_CN" / "notebooks", locales / "zh_CN" / "notebooks")
+    old_translation = _cell_translation(locales, "03_pooling", cell.id)
+    cell.source = cell.source.replace(" ", "  ", 1)  # one more space
+    nbformat.write(notebook, solutions / "03_pooling.ipynb")
+
+    found = notebook_catalogs.problems("zh_CN", solutions, locales)
+    assert [(p.page, p.reason) for p in found] == [
+        ("notebooks/03_pooling", f"cell {cell.id}: the English changed since it was translated")]
+    # Until it is revised, the translated notebook keeps that cell in English.
+    version = notebook_catalogs.translated(notebook, "03_pooling", "zh_CN", locales)
+    assert next(c for c in version.cells if c.get("id") == cell.id).source == cell.source
+
+    notebook_catalogs.update("zh_CN", solutions, locales)
+    entry = next(e for e in polib.pofile(str(locales / "zh_CN" / "notebooks" / "03_pooling.po"))
+                 if e.msgctxt == cell.id)
+    assert entry.msgid == cell.source and "fuzzy" in entry.flags
+    assert entry.msgstr == old_translation and entry.previous_msgid != cell.source
+
+
+def _cell_translation(locales: Path, chapter: str, cell_id: str) -> str:
+    catalog = polib.pofile(str(locales / "zh_CN" / "notebooks" / f"{chapter}.po"))
+    return next(e.msgstr for e in catalog if e.msgctxt == cell_id)
+
+
+def test_chinese_learner_notebooks_share_every_code_cell_with_the_english_ones():
+    import nbformat
+
+    english = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert english
+    for path in english:
+        chinese = nbformat.read(ROOT / "notebooks" / "zh_CN" / path.name, as_version=4)
+        original = nbformat.read(path, as_version=4)
+        assert chinese.metadata["language"] == "zh_CN"
+        assert [c.source for c in chinese.cells if c.cell_type == "code"] == \
+            [c.source for c in original.cells if c.cell_type == "code"], path.name
+        markdown = [c.source for c in chinese.cells if c.cell_type == "markdown"]
+        assert all(re.search(r"[\u4e00-\u9fff]", text) for text in markdown), path.name
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("folder", ["notebooks", "solutions"])
+def test_chinese_site_shows_the_notebooks_in_chinese_and_launches_them(folder):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    repository = config["repository"]["url"].removeprefix("https://github.com/")
+    for path in sorted((ROOT / folder).glob("*.ipynb")):
+        page = ZH / folder / f"{path.stem}.html"
+        if not page.exists():
+            pytest.fail("no Chinese site: run `bash scripts/build-book.sh` first")
+        html = page.read_text(encoding="utf-8")
+        title = re.search(r"<h1>(.*?)<a", html, re.S)
+        assert title and re.search(r"[\u4e00-\u9fff]", title.group(1)), (page, title)
+        if folder == "notebooks":  # the Chinese learner notebook opens in Colab and Binder
+            assert (f"colab.research.google.com/github/{repository}/blob/"
+                    f"{config['repository']['branch']}/notebooks/zh_CN/{path.name}") in html
+            assert f"urlpath=tree/notebooks/zh_CN/{path.name}" in html
+    chapter = (ZH / "book" / "03_pooling.html").read_text(encoding="utf-8")
+    assert "notebooks/zh_CN/03_pooling.ipynb" in chapter

@@ -4,7 +4,9 @@ The book's theme gives every executable page Colab and Binder buttons that open 
 source. For a MyST Markdown page (``book/08_cifar10.md``) that is a ``.md`` file, which Colab
 cannot open. On such a page the buttons now open the chapter's exercise notebook
 (``notebooks/08_cifar10.ipynb``); a Markdown page without one (the landing page, the glossary)
-gets no launch buttons at all.
+gets no launch buttons at all. On a translated site (Sphinx's ``language``, e.g. ``zh_CN``)
+the buttons of the pages and of the exercise notebooks open the translated exercise notebook
+(``notebooks/zh_CN/08_cifar10.ipynb``) where it exists.
 """
 
 from __future__ import annotations
@@ -14,20 +16,31 @@ from pathlib import Path
 EXERCISES = "notebooks"
 
 
-def _exercise_notebook(srcdir: Path, pagename: str) -> str | None:
-    """``notebooks/<name>.ipynb`` for the page ``book/<name>`` if that notebook exists."""
-    relative = f"{EXERCISES}/{Path(pagename).name}.ipynb"
-    return relative if (srcdir / relative).exists() else None
+def _exercise_notebook(srcdir: Path, pagename: str, language: str | None) -> str | None:
+    """``notebooks/<name>.ipynb`` for the page ``book/<name>`` if that notebook exists (in
+    ``notebooks/<language>/`` on a translated site, where that one exists)."""
+    name = f"{Path(pagename).name}.ipynb"
+    candidates = [f"{EXERCISES}/{language}/{name}"] if language not in (None, "", "en") else []
+    return next((relative for relative in candidates + [f"{EXERCISES}/{name}"]
+                 if (srcdir / relative).exists()), None)
 
 
 def _relink(app, pagename, templatename, context, doctree) -> None:
-    if context.get("page_source_suffix") != ".md":
-        return
     buttons = context.get("header_buttons") or []
     launch = [b for b in buttons if b.get("label") == "launch-buttons"]
     if not launch:
         return
-    notebook = _exercise_notebook(Path(app.srcdir), pagename)
+    language = app.config.language
+    if context.get("page_source_suffix") == ".ipynb" and pagename.startswith(f"{EXERCISES}/"):
+        notebook = _exercise_notebook(Path(app.srcdir), pagename, language)
+        for group in launch:
+            for button in group.get("buttons", []):
+                if "url" in button and notebook:
+                    button["url"] = button["url"].replace(f"{pagename}.ipynb", notebook)
+        return
+    if context.get("page_source_suffix") != ".md":
+        return
+    notebook = _exercise_notebook(Path(app.srcdir), pagename, language)
     if notebook is None:
         for group in launch:
             buttons.remove(group)

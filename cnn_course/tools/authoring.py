@@ -93,12 +93,35 @@ def _pairs(root: Path) -> list[tuple[Path, Path]]:
             for path in sorted((root / "solutions").glob("*.ipynb"))]
 
 
+def translations(root: Path) -> list[str]:
+    """The languages with notebook catalogs (``locales/<language>/notebooks/``)."""
+    return sorted(path.parent.name for path in (root / "locales").glob("*/notebooks"))
+
+
+def _expected(root: Path) -> dict[Path, str]:
+    """{learner notebook: its text}: the English ones in ``notebooks/``, and each translation's
+    in ``notebooks/<language>/`` (markdown from its catalogs, code cells the same)."""
+    from cnn_course.tools.notebook_catalogs import translated
+
+    expected = {}
+    for solution, learner in _pairs(root):
+        notebook = nbformat.read(solution, as_version=4)
+        expected[learner] = render(learner_version(notebook, solution.name))
+        for language in translations(root):
+            version = translated(notebook, solution.stem, language, root / "locales")
+            for cell in version.cells:  # one folder deeper: relative links climb one more
+                if cell.cell_type == "markdown":
+                    cell.source = cell.source.replace("](../", "](../../")
+            expected[root / "notebooks" / language / solution.name] = render(
+                learner_version(version, f"{language}/{solution.name}"))
+    return expected
+
+
 def generate(root: Path) -> list[Path]:
     """Write every learner notebook; return the paths written."""
-    (root / "notebooks").mkdir(exist_ok=True)
     written = []
-    for solution, learner in _pairs(root):
-        text = render(learner_version(nbformat.read(solution, as_version=4), solution.name))
+    for learner, text in _expected(root).items():
+        learner.parent.mkdir(parents=True, exist_ok=True)
         learner.write_text(text, encoding="utf-8")
         written.append(learner)
     return written
@@ -107,17 +130,15 @@ def generate(root: Path) -> list[Path]:
 def out_of_date(root: Path) -> list[str]:
     """Problems that make ``notebooks/`` differ from what ``generate`` would write."""
     problems = []
-    expected = set()
-    for solution, learner in _pairs(root):
-        expected.add(learner.name)
-        text = render(learner_version(nbformat.read(solution, as_version=4), solution.name))
+    expected = _expected(root)
+    for learner, text in expected.items():
         if not learner.exists():
             problems.append(f"{learner.relative_to(root)} is missing")
         elif learner.read_text(encoding="utf-8") != text:
             problems.append(f"{learner.relative_to(root)} differs from its solution's learner "
-                            "version (edit solutions/, never notebooks/)")
-    for extra in sorted((root / "notebooks").glob("*.ipynb")):
-        if extra.name not in expected:
+                            "version (edit solutions/ or locales/, never notebooks/)")
+    for extra in sorted((root / "notebooks").rglob("*.ipynb")):
+        if extra not in expected and ".ipynb_checkpoints" not in extra.parts:
             problems.append(f"{extra.relative_to(root)} has no solution notebook")
     return problems
 
@@ -150,7 +171,8 @@ def repository_problems(root: Path) -> list[str]:
     it must be the configured repository.
     """
     expected = configured_repository(root)
-    notebooks = [path for pair in _pairs(root) for path in pair if path.exists()]
+    notebooks = [path for path in [solution for solution, _ in _pairs(root)] + list(_expected(root))
+                 if path.exists()]
     problems = []
     for path in notebooks:
         where = path.relative_to(root)
@@ -216,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrong repository: {problem}", file=sys.stderr)
     if problems or wrong_repository:
         return 1
-    print(f"learner notebooks are up to date with {len(_pairs(args.root))} solutions, and all "
-          "install the repository named in _config.yml")
+    languages = "".join(f", {language}" for language in translations(args.root))
+    print(f"learner notebooks (English{languages}) are up to date with {len(_pairs(args.root))} "
+          "solutions, and all install the repository named in _config.yml")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""The site's translations: which English messages lack a current translation.
+"""The course's translations: which English messages lack a current translation.
 
-The English pages are the source. `scripts/build-book.sh` extracts their messages (Sphinx's
-gettext builder) into ``_build/gettext/<page>.pot``; each language keeps its translations in
+The English pages and notebooks are the source. Notebooks are translated cell by cell
+(cnn_course/tools/notebook_catalogs.py); the rest of this module is about the pages.
+`scripts/build-book.sh` extracts their messages (Sphinx's gettext builder) into
+``_build/gettext/<page>.pot``; each language keeps its translations in
 ``locales/<language>/LC_MESSAGES/<page>.po``. A message counts as translated when the catalog
 holds it with a non-empty translation that is not marked fuzzy, and the translation keeps the
 message's markup (roles, math, inline code, link targets), since the build parses it again.
@@ -126,20 +128,26 @@ def update(language: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cnn_course.tools import notebook_catalogs
+
     parser = argparse.ArgumentParser(prog="python -m cnn_course.tools.translations",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("check", "update"))
     parser.add_argument("--language", default="zh_CN", choices=LANGUAGES)
-    parser.add_argument("--page", help="only this page, e.g. book/01_convolution")
+    parser.add_argument("--page", help="only this page, e.g. book/01_convolution or "
+                                       "notebooks/01_convolution")
     args = parser.parse_args(argv)
     if args.command == "update":
+        notebook_catalogs.update(args.language)
         return update(args.language)
-    try:
-        problems = [p for p in catalog_problems(language=args.language)
-                    if args.page in (None, p.page)]
-    except FileNotFoundError as missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return 2
+    problems = notebook_catalogs.problems(args.language)
+    if not (args.page or "").startswith("notebooks/"):
+        try:
+            problems = catalog_problems(language=args.language) + problems
+        except FileNotFoundError as missing:
+            print(f"error: {missing}", file=sys.stderr)
+            return 2
+    problems = [p for p in problems if args.page in (None, p.page)]
     for problem in problems:
         print(problem)
     print(f"{len(problems)} message(s) need a translation in {args.language}")
