@@ -27,7 +27,8 @@ PROSE_DIRECTIVES = {"note", "tip", "important", "warning", "caution", "attention
 TERM_ROLE = re.compile(r"\{term\}`([^`]*)`")
 OTHER_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
 # Words of the glossary used in another sense.
-NOT_TERMS = re.compile(r"\b(?:fresh|Jupyter|notebook's|restart the|the notebook) kernels?\b", re.I)
+NOT_TERMS = re.compile(r"\b(?:fresh|Jupyter|notebook's|restart the|the notebook) kernels?\b"
+                       r"|\bbias(?:es them| out| correction)\b", re.I)  # Adam's statistical bias
 MARKER = "\u27e6{}\u27e7"
 
 
