@@ -32,11 +32,11 @@ USUAL_SECONDS = {"book/06_optimizers": 56, "book/07_lenet5": 54, "book/04_fully_
                  "book/08_cifar10": 31, "book/02_activations": 21, "book/00_overview": 19}
 
 
-def executed_pages() -> list[str]:
-    """The pages the book executes: MyST notebooks of _toc.yml outside the excluded folders."""
+def executed_pages(config: dict) -> list[str]:
+    """The pages the book executes: MyST notebooks of _toc.yml outside the folders that
+    ``config`` (_config.yml) excludes from execution."""
     from myst_nb.core.read import is_myst_markdown_notebook
 
-    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     pages = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     excluded = [p.rstrip("*").rstrip("/") for p in config["execute"]["exclude_patterns"]]
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     timeout = int(config["execute"].get("timeout", 30))
-    pages = sorted(executed_pages(), key=lambda p: -USUAL_SECONDS.get(p, 10))
+    pages = sorted(executed_pages(config), key=lambda p: -USUAL_SECONDS.get(p, 10))
     cache = get_cache(str(args.cache))
     if args.jobs > 1:
         # Kernels side by side: one torch thread each, or they slow each other down.

@@ -18,8 +18,9 @@ from widget_harness import RENDERED, ROOT, StaticServer, launch_chromium, site_p
 SEVERE = ("serious", "critical")
 
 
-def severe_violations(page) -> list[tuple[str, str, list[str]]]:
-    """(rule, impact, selectors of the offending elements) for each serious/critical rule."""
+def severe_violations(page) -> list[tuple[str, str, str, list[str]]]:
+    """(rule, impact, its help text, selectors of the offending elements) for each serious or
+    critical rule."""
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
@@ -27,7 +28,7 @@ def severe_violations(page) -> list[tuple[str, str, list[str]]]:
     for violation in results.response["violations"]:
         if violation["impact"] in SEVERE:
             targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
-            found.append((violation["id"], violation["impact"], targets))
+            found.append((violation["id"], violation["impact"], violation["help"], targets))
     return found
 
 
@@ -56,11 +57,11 @@ def main(site: Path, pages: list[str] | None = None) -> int:
                 found = severe_violations(page)
             finally:
                 page.close()
-            count = sum(len(targets) for _, _, targets in found)
+            count = sum(len(targets) for *_, targets in found)
             total += count
             print(f"{name}: {count} serious/critical element(s)")
-            for rule, impact, targets in found:
-                print(f"  {rule} ({impact}, {len(targets)}): {', '.join(targets)}")
+            for rule, impact, help_text, targets in found:
+                print(f"  {rule} ({impact}, {len(targets)}): {help_text}: {', '.join(targets)}")
         browser.close()
     server.close()
     print(f"total: {total}")

@@ -116,7 +116,7 @@ def page_report(browser, site_url: str, page: str) -> PageReport:
 
 
 def _visit(browser, site_url: str, page: str) -> PageReport:
-    from axe_playwright_python.sync_playwright import Axe
+    from a11y_report import severe_violations
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     html = (HTML / f"{page}.html").read_text(encoding="utf-8")
@@ -144,10 +144,8 @@ def _visit(browser, site_url: str, page: str) -> PageReport:
         # fetch @import-ed files from the wrong folder (a 404 no reader ever causes).
         report = PageReport(page_errors, visit.real_console_errors, list(visit.external),
                             list(visit.failed), broken, problems, dict(visit.sizes), [])
-        violations = Axe().run(tab).response["violations"]
-        report.severe = [f"{v['id']} ({v['impact']}): {v['help']}: "
-                         + ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"])
-                         for v in violations if v["impact"] in ("serious", "critical")]
+        report.severe = [f"{rule} ({impact}): {help_text}: {', '.join(targets)}"
+                         for rule, impact, help_text, targets in severe_violations(tab)]
         return report
     finally:
         visit.page.close()

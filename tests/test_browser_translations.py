@@ -19,24 +19,17 @@ browser = english.browser
 PAGES = translated_pages()
 
 
+# Each check of every English page, run unchanged on every translated page.
+PAGE_CHECKS = [english.test_page_loads_cleanly_offline,
+               english.test_page_has_no_serious_accessibility_violations,
+               english.test_page_fits_a_phone_screen,
+               english.test_page_loads_at_most_2_mb_compressed]
+
+
+@pytest.mark.parametrize("check", PAGE_CHECKS, ids=lambda c: c.__name__.removeprefix("test_"))
 @pytest.mark.parametrize("page", PAGES)
-def test_translated_page_loads_cleanly_offline(browser, site_url, page):
-    english.test_page_loads_cleanly_offline(browser, site_url, page)
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_translated_page_has_no_serious_accessibility_violations(browser, site_url, page):
-    english.test_page_has_no_serious_accessibility_violations(browser, site_url, page)
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_translated_page_fits_a_phone_screen(browser, site_url, page):
-    english.test_page_fits_a_phone_screen(browser, site_url, page)
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_translated_page_loads_at_most_2_mb_compressed(browser, site_url, page):
-    english.test_page_loads_at_most_2_mb_compressed(browser, site_url, page)
+def test_translated_page(browser, site_url, page, check):
+    check(browser, site_url, page)
 
 
 def test_the_language_link_leads_to_the_same_page(browser, site_url):

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from widget_harness import toc_pages
 
 pytestmark = pytest.mark.site
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("CNN_COURSE_SITE", ROOT / "_build" / "html"))
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part["chapters"]]
-    return files
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +21,7 @@ def site() -> Path:
     return HTML
 
 
-@pytest.mark.parametrize("page", toc_files())
+@pytest.mark.parametrize("page", toc_pages())
 def test_page_exists_without_errors(site, page):
     html = (site / f"{page}.html").read_text(encoding="utf-8")
     assert "output traceback" not in html and "output error" not in html, f"{page} shows an error"
@@ -40,7 +33,7 @@ def test_page_exists_without_errors(site, page):
 
 
 def test_chapter_pages_embed_their_figures(site):
-    for page in toc_files():
+    for page in toc_pages():
         if page.startswith(("book/0", "solutions/")):
             html = (site / f"{page}.html").read_text(encoding="utf-8")
             assert re.search(r'<img[^>]+src="[^"]*\.png"', html), f"{page} has no figure"
@@ -51,7 +44,7 @@ READING_ONLY = {"00_overview"}
 
 
 def test_every_chapter_has_page_exercise_and_solution():
-    files = toc_files()
+    files = toc_pages()
     chapters = [f.split("/")[1] for f in files if f.startswith("book/0")]
     assert chapters and READING_ONLY <= set(chapters)
     chapters = [chapter for chapter in chapters if chapter not in READING_ONLY]
@@ -81,7 +74,7 @@ def test_internal_links_resolve(site):
     assert problems == []
 
 
-@pytest.mark.parametrize("page", [p for p in toc_files()
+@pytest.mark.parametrize("page", [p for p in toc_pages()
                                   if p.startswith(("notebooks/", "solutions/"))])
 def test_notebook_pages_offer_download_colab_and_binder(site, page):
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -96,7 +89,7 @@ def test_notebook_pages_offer_download_colab_and_binder(site, page):
     assert download and (site / page).parent.joinpath(download.group(1)).resolve().exists()
 
 
-@pytest.mark.parametrize("page", [p for p in toc_files() if p.startswith("book/")])
+@pytest.mark.parametrize("page", [p for p in toc_pages() if p.startswith("book/")])
 def test_explanation_pages_launch_their_exercise_notebook_or_nothing(site, page):
     """Colab cannot open a MyST Markdown page: its buttons open the chapter's notebook."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -138,10 +138,10 @@ def test_chinese_pages_show_their_translations(page):
 
 @pytest.mark.site
 def test_every_page_links_to_itself_in_the_other_language():
-    from test_site import toc_files
+    from widget_harness import toc_pages
 
     assert _translated_pages(), "no message templates: run `bash scripts/build-book.sh` first"
-    for page in toc_files():
+    for page in toc_pages():
         for site, other in ((HTML, "zh-CN"), (ZH, "en")):
             path = site / f"{page}.html"
             link = re.search(r'<nav class="language-switch"[^>]*><a href="([^"]+)" '

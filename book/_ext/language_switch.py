@@ -8,6 +8,7 @@ own name as its text and ``lang``/``hreflang`` set, so that screen readers read 
 
 from __future__ import annotations
 
+import functools
 from html import escape
 from pathlib import Path
 
@@ -17,6 +18,7 @@ LOCALES = Path(__file__).resolve().parents[2] / "locales"
 ENGLISH = {"folder": "", "name": "English", "tag": "en", "link_label": "This page in English"}
 
 
+@functools.cache  # read once per build, not once per page
 def sites() -> dict[str, dict]:
     """{Sphinx language: its site.yml} for English and every translation."""
     found = {"en": ENGLISH}

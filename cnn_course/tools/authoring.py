@@ -98,6 +98,17 @@ def translations(root: Path) -> list[str]:
     return sorted(path.parent.name for path in (root / "locales").glob("*/notebooks"))
 
 
+def _translated_learner(root: Path, solution: Path, language: str) -> Path:
+    return root / "notebooks" / language / solution.name
+
+
+def _learner_paths(root: Path) -> list[Path]:
+    """Every learner notebook ``generate`` writes, English and translated."""
+    return [learner for solution, learner in _pairs(root)] + [
+        _translated_learner(root, solution, language)
+        for solution, _ in _pairs(root) for language in translations(root)]
+
+
 def _expected(root: Path) -> dict[Path, str]:
     """{learner notebook: its text}: the English ones in ``notebooks/``, and each translation's
     in ``notebooks/<language>/`` (markdown from its catalogs, code cells the same)."""
@@ -112,7 +123,7 @@ def _expected(root: Path) -> dict[Path, str]:
             for cell in version.cells:  # one folder deeper: relative links climb one more
                 if cell.cell_type == "markdown":
                     cell.source = cell.source.replace("](../", "](../../")
-            expected[root / "notebooks" / language / solution.name] = render(
+            expected[_translated_learner(root, solution, language)] = render(
                 learner_version(version, f"{language}/{solution.name}"))
     return expected
 
@@ -171,7 +182,7 @@ def repository_problems(root: Path) -> list[str]:
     it must be the configured repository.
     """
     expected = configured_repository(root)
-    notebooks = [path for path in [solution for solution, _ in _pairs(root)] + list(_expected(root))
+    notebooks = [path for path in [solution for solution, _ in _pairs(root)] + _learner_paths(root)
                  if path.exists()]
     problems = []
     for path in notebooks:

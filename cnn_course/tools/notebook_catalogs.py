@@ -64,22 +64,14 @@ def update(language: str, solutions: Path = SOLUTIONS, locales: Path = LOCALES) 
 
 def problems(language: str, solutions: Path = SOLUTIONS, locales: Path = LOCALES) -> list:
     """Every markdown cell without a current, well-formed translation (as translations.Problem)."""
-    from cnn_course.tools.translations import Problem, markup_differences
+    from cnn_course.tools.translations import entry_problems
 
     found = []
     for notebook_path in sorted(solutions.glob("*.ipynb")):
         page = f"notebooks/{notebook_path.stem}"
         entries = _entries(catalog_path(language, notebook_path.stem, locales))
         for cell in _markdown_cells(nbformat.read(notebook_path, as_version=4)):
-            entry = entries.get(cell.id)
-            if entry is None or not entry.msgstr.strip():
-                found.append(Problem(page, cell.source, f"cell {cell.id} is not translated"))
-            elif entry.msgid != cell.source or "fuzzy" in entry.flags:
-                found.append(Problem(page, cell.source, f"cell {cell.id}: the English changed "
-                                     "since it was translated"))
-            else:
-                found += [Problem(page, cell.source, f"cell {cell.id}: {difference}")
-                          for difference in markup_differences(cell.source, entry.msgstr)]
+            found += entry_problems(page, cell.source, entries.get(cell.id), f"cell {cell.id}")
     return found
 
 

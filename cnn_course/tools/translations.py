@@ -74,12 +74,26 @@ def markup_differences(english: str, translated: str) -> list[str]:
     for key in (english_roles - translated_roles).elements():
         if not key.endswith("*"):
             found.append(f"the role {key} is missing")
+    english_text, translated_text = _ROLE.sub("", english), _ROLE.sub("", translated)
     for name, pattern in (("math", _MATH), ("inline code", _CODE),
                           ("link target", _LINK_TARGET)):
-        strip = _ROLE.sub("", english), _ROLE.sub("", translated)
-        if sorted(pattern.findall(strip[0])) != sorted(pattern.findall(strip[1])):
+        if sorted(pattern.findall(english_text)) != sorted(pattern.findall(translated_text)):
             found.append(f"its {name} differs from the English")
     return found
+
+
+def entry_problems(page: str, english: str, entry, where: str = "") -> list[Problem]:
+    """What keeps ``entry`` (a catalog entry, or None) from being a current, well-formed
+    translation of ``english``; ``where`` names the entry's place (e.g. a notebook cell)."""
+    prefix = f"{where}: " if where else ""
+    if entry is None or not entry.msgstr.strip():
+        return [Problem(page, english, f"{prefix}not translated")]
+    if entry.msgid != english or "fuzzy" in entry.flags:
+        fuzzy = " (fuzzy)" if "fuzzy" in entry.flags else ""
+        return [Problem(page, english,
+                        f"{prefix}the English changed since it was translated{fuzzy}")]
+    return [Problem(page, english, prefix + difference)
+            for difference in markup_differences(english, entry.msgstr)]
 
 
 def catalog_problems(pot_dir: Path = POT_DIR, language: str = "zh_CN",
@@ -102,15 +116,8 @@ def catalog_problems(pot_dir: Path = POT_DIR, language: str = "zh_CN",
                 if not entry.obsolete:
                     translated[(entry.msgctxt, entry.msgid)] = entry
         for message in polib.pofile(str(pot_path)):
-            entry = translated.get((message.msgctxt, message.msgid))
-            if entry is None or not entry.msgstr.strip():
-                problems.append(Problem(page, message.msgid, "not translated"))
-            elif "fuzzy" in entry.flags:
-                problems.append(Problem(page, message.msgid,
-                                        "the English changed since it was translated (fuzzy)"))
-            else:
-                for difference in markup_differences(message.msgid, entry.msgstr):
-                    problems.append(Problem(page, message.msgid, difference))
+            problems += entry_problems(page, message.msgid,
+                                       translated.get((message.msgctxt, message.msgid)))
     return problems
 
 
