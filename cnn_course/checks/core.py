@@ -22,6 +22,8 @@ from typing import Protocol, TypeVar
 import torch
 from torch.overrides import TorchFunctionMode
 
+from cnn_course.messages import N_, tr, translated
+
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
 
@@ -169,14 +171,15 @@ def _where_in_learner_code(error: BaseException) -> str:
     if not frames:
         return ""
     frame = frames[-1]
-    return f" (in {frame.name}, line {frame.lineno})"
+    return tr(" (in {function}, line {line})", function=frame.name, line=frame.lineno)
 
 
 def run_cases(exercise: str, cases: Iterable[Case], *, success: str, hint: str = "") -> CheckResult:
     """Run cases in order and stop at the first failure.
 
     ``success`` is the message for a pass; ``hint`` is appended to any failure caused by a
-    wrong value (not to "not implemented yet").
+    wrong value (not to "not implemented yet"). Both, and each case's description, are English
+    templates marked with ``N_``, shown in the learner's language.
     """
     count = 0
     try:
@@ -185,27 +188,32 @@ def run_cases(exercise: str, cases: Iterable[Case], *, success: str, hint: str =
             try:
                 case.run()
             except NotImplementedError:
-                return CheckResult(exercise, False, "not solved yet: replace "
-                                   "`raise NotImplementedError()` with your code, then run this "
-                                   "check again.", count)
+                return CheckResult(exercise, False, tr(
+                    "not solved yet: replace `raise NotImplementedError()` with your code, then "
+                    "run this check again."), count)
             except CaseFailed as failure:
-                tail = f" Hint: {hint}" if hint and not failure.diagnosed else ""
+                tail = tr(" Hint: {hint}", hint=tr(hint)) \
+                    if hint and not failure.diagnosed else ""
                 return CheckResult(exercise, False,
-                                   f'case "{case.description}": {failure}.{tail}', count,
-                                   method=isinstance(failure, MethodViolation))
+                                   tr('case "{case}": {failure}.{hint}',
+                                      case=translated(case.description), failure=failure,
+                                      hint=tail),
+                                   count, method=isinstance(failure, MethodViolation))
             except RecursionError:
-                return CheckResult(exercise, False, f'case "{case.description}": your code '
-                                   "recursed without end (RecursionError).", count)
+                return CheckResult(exercise, False, tr(
+                    'case "{case}": your code recursed without end (RecursionError).',
+                    case=translated(case.description)), count)
             except Exception as error:  # the learner's own exception, reported as such
-                return CheckResult(exercise, False,
-                                   f'case "{case.description}": your code raised '
-                                   f"{type(error).__name__}: {error}"
-                                   f"{_where_in_learner_code(error)}.",
-                                   count)
+                return CheckResult(exercise, False, tr(
+                    'case "{case}": your code raised {error_type}: {error}{where}.',
+                    case=translated(case.description), error_type=type(error).__name__,
+                    error=error, where=_where_in_learner_code(error)), count)
     except Exception as error:  # a case generator that itself failed on odd learner output
-        return CheckResult(exercise, False, f"could not be checked: {type(error).__name__}: "
-                           f"{error}{_where_in_learner_code(error)}.", count)
-    return CheckResult(exercise, True, success.format(n=count), count)
+        return CheckResult(exercise, False, tr(
+            "could not be checked: {error_type}: {error}{where}.",
+            error_type=type(error).__name__, error=error, where=_where_in_learner_code(error)),
+            count)
+    return CheckResult(exercise, True, tr(success, n=count), count)
 
 
 @dataclass(frozen=True)
@@ -280,8 +288,8 @@ def solved_or_reference(exercise: str, learner_fn: Callable, reference_fn: Calla
     """
     if has_passed(exercise):
         return learner_fn
-    print(f"Note: {exercise} has not passed its check yet, so the cells below use the "
-          "course's reference implementation instead.")
+    print(tr("Note: {exercise} has not passed its check yet, so the cells below use the "
+             "course's reference implementation instead.", exercise=exercise))
     return reference_fn
 
 
@@ -291,17 +299,21 @@ def as_tensor(value: object, what: str) -> torch.Tensor:
     """Reject anything that is not a tensor with a message a learner understands."""
     # Exact types only: a Tensor subclass could override comparisons and fake a pass.
     if type(value) not in (torch.Tensor, torch.nn.Parameter):
-        raise CaseFailed(f"{what} should be a torch.Tensor, but it is a {type(value).__name__}",
+        raise CaseFailed(tr("{what} should be a torch.Tensor, but it is a {type_name}",
+                            what=translated(what), type_name=type(value).__name__),
                          diagnosed=True)
     return value
 
 
-def expect_shape(got: torch.Tensor, expected: tuple[int, ...], what: str = "the output") -> None:
+def expect_shape(got: torch.Tensor, expected: tuple[int, ...], what: str = N_("the output")
+                 ) -> None:
+    """``what`` names the value in English (marked with ``N_``); it is shown translated."""
     if tuple(got.shape) != tuple(expected):
-        raise CaseFailed(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected)}")
+        raise CaseFailed(tr("{what} has shape {got}, expected {expected}", what=translated(what),
+                            got=tuple(got.shape), expected=tuple(expected)))
 
 
-def expect_close(got: object, expected: torch.Tensor, what: str = "the output", *,
+def expect_close(got: object, expected: torch.Tensor, what: str = N_("the output"), *,
                  atol: float = 1e-4, rtol: float = 1e-4) -> None:
     """Compare a learner's tensor with the expected one and name the first wrong element."""
     got = as_tensor(got, what)
@@ -309,16 +321,18 @@ def expect_close(got: object, expected: torch.Tensor, what: str = "the output", 
     got = got.detach().to(device="cpu", dtype=torch.float64)
     expected = expected.detach().to(device="cpu", dtype=torch.float64)
     if torch.isnan(got).any() and not torch.isnan(expected).any():
-        raise CaseFailed(f"{what} contains NaN")
+        raise CaseFailed(tr("{what} contains NaN", what=translated(what)))
     bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
         where = f"[{', '.join(map(str, index))}]" if index else ""
-        raise CaseFailed(f"{what}{where} is {got[index].item():.6g}, expected "
-                         f"{expected[index].item():.6g} ({int(bad.sum())} of {bad.numel()} "
-                         "values differ)")
+        raise CaseFailed(tr("{what}{where} is {got:.6g}, expected {expected:.6g} ({wrong} of "
+                            "{total} values differ)", what=translated(what), where=where,
+                            got=got[index].item(), expected=expected[index].item(),
+                            wrong=int(bad.sum()), total=bad.numel()))
 
 
 def expect_equal(got: object, expected: object, what: str) -> None:
     if got != expected:
-        raise CaseFailed(f"{what} is {got!r}, expected {expected!r}")
+        raise CaseFailed(tr("{what} is {got!r}, expected {expected!r}", what=translated(what),
+                            got=got, expected=expected))

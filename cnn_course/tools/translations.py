@@ -1,7 +1,8 @@
 """The course's translations: which English messages lack a current translation.
 
-The English pages and notebooks are the source. Notebooks are translated cell by cell
-(cnn_course/tools/notebook_catalogs.py); the rest of this module is about the pages.
+The English pages, notebooks and messages are the source. Notebooks are translated cell by
+cell (cnn_course/tools/notebook_catalogs.py), the package's messages template by template
+(cnn_course/tools/message_catalogs.py); the rest of this module is about the pages.
 `scripts/build-book.sh` extracts their messages (Sphinx's gettext builder) into
 ``_build/gettext/<page>.pot``; each language keeps its translations in
 ``locales/<language>/LC_MESSAGES/<page>.po``. A message counts as translated when the catalog
@@ -10,6 +11,7 @@ message's markup (roles, math, inline code, link targets), since the build parse
 
     python -m cnn_course.tools.translations check [--language zh_CN]   # list what is missing
     python -m cnn_course.tools.translations update [--language zh_CN]  # add new messages
+    python -m cnn_course.tools.translations update --page messages/checks.conv  # one module
 
 `update` runs sphinx-intl: new English messages are added untranslated, and a message whose
 English changed keeps its old translation marked fuzzy, to be revised and unmarked.
@@ -135,20 +137,26 @@ def update(language: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cnn_course.tools import notebook_catalogs
+    from cnn_course.tools import message_catalogs, notebook_catalogs
 
     parser = argparse.ArgumentParser(prog="python -m cnn_course.tools.translations",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("check", "update"))
     parser.add_argument("--language", default="zh_CN", choices=LANGUAGES)
-    parser.add_argument("--page", help="only this page, e.g. book/01_convolution or "
-                                       "notebooks/01_convolution")
+    parser.add_argument("--page", help="only this page, e.g. book/01_convolution, "
+                                       "notebooks/01_convolution or messages/checks.conv")
     args = parser.parse_args(argv)
+    module = args.page.removeprefix("messages/") \
+        if (args.page or "").startswith("messages/") else None
     if args.command == "update":
+        message_catalogs.update(args.language, [module] if module else None)
+        if module:
+            return 0
         notebook_catalogs.update(args.language)
         return update(args.language)
-    problems = notebook_catalogs.problems(args.language)
-    if not (args.page or "").startswith("notebooks/"):
+    problems = message_catalogs.problems(args.language) + \
+        notebook_catalogs.problems(args.language)
+    if not (args.page or "").startswith(("notebooks/", "messages/")):
         try:
             problems = catalog_problems(language=args.language) + problems
         except FileNotFoundError as missing:
