@@ -15,6 +15,8 @@ import sys
 import warnings
 from types import CodeType, ModuleType
 
+from cnn_course.messages import tr
+
 #: Old name -> new name. Remove an entry one release after it was added.
 MOVED_MODULES: dict[str, str] = {
     "cnn_course.authoring": "cnn_course.tools.authoring",
@@ -41,9 +43,10 @@ class _MovedModuleLoader(importlib.abc.Loader):
         return None  # a plain new module, filled in by exec_module
 
     def exec_module(self, module: ModuleType) -> None:
-        warnings.warn(f"{module.__name__} has moved to {self.new_name}; the old name works "
-                      "until the next release of the course. Download the chapter's notebook "
-                      "again to get the new imports.", FutureWarning, stacklevel=2)
+        warnings.warn(tr("{old} has moved to {new}; the old name works until the next release "
+                         "of the course. Download the chapter's notebook again to get the new "
+                         "imports.", old=module.__name__, new=self.new_name),
+                      FutureWarning, stacklevel=2)
         target = importlib.import_module(self.new_name)
         module.__dict__.update({name: value for name, value in vars(target).items()
                                 if not (name.startswith("__") and name.endswith("__"))})

@@ -29,6 +29,8 @@ from numbers import Integral
 import torch
 from torch import nn
 
+from cnn_course.messages import tr
+
 IntOrPair = int | tuple[int, int]
 
 
@@ -39,38 +41,40 @@ def _is_int(value: object) -> bool:
 
 def _pair(value: IntOrPair, name: str) -> tuple[int, int]:
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a pair of ints, not a bool")
+        raise TypeError(tr("{name} must be an int or a pair of ints, not a bool", name=name))
     if _is_int(value):
         return int(value), int(value)
     if isinstance(value, tuple | list) and len(value) == 2 and all(map(_is_int, value)):
         return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r} "
-                    f"({type(value).__name__})")
+    raise TypeError(tr("{name} must be an int or a pair of ints, got {value!r} ({type_name})",
+                       name=name, value=value, type_name=type(value).__name__))
 
 
 def _count(value: object, name: str) -> int:
     """A positive integer argument as a Python int, or a clear error."""
     if not _is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+        raise TypeError(tr("{name} must be a positive int, got {value!r} ({type_name})",
+                           name=name, value=value, type_name=type(value).__name__))
     if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
+        raise ValueError(tr("{name} must be a positive int, got {value}", name=name, value=value))
     return int(value)
 
 
 def _flag(value: object, name: str) -> bool:
     if value not in (True, False):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise TypeError(tr("{name} must be True or False, got {value!r}", name=name, value=value))
     return bool(value)
 
 
 def _output_size_1d(n: int, k: int, p: int, s: int, d: int) -> int:
     if n < 1 or k < 1 or s < 1 or d < 1 or p < 0:
-        raise ValueError("sizes, kernel, stride and dilation must be positive and padding >= 0 "
-                         f"(got n={n}, kernel={k}, padding={p}, stride={s}, dilation={d})")
+        raise ValueError(tr("sizes, kernel, stride and dilation must be positive and padding >= 0 "
+                            "(got n={n}, kernel={k}, padding={p}, stride={s}, dilation={d})",
+                            n=n, k=k, p=p, s=s, d=d))
     span = d * (k - 1) + 1
     if span > n + 2 * p:
-        raise ValueError(f"the kernel spans {span} pixels but the padded input has only "
-                         f"{n + 2 * p}: no output position fits")
+        raise ValueError(tr("the kernel spans {span} pixels but the padded input has only "
+                            "{padded}: no output position fits", span=span, padded=n + 2 * p))
     return math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1
 
 
@@ -86,14 +90,15 @@ def conv_output_size(n: IntOrPair, kernel_size: IntOrPair, padding: IntOrPair | 
     ns, ks = _pair(n, "n"), _pair(kernel_size, "kernel_size")
     ss, ds = _pair(stride, "stride"), _pair(dilation, "dilation")
     if isinstance(padding, str) and padding not in ("same", "valid"):
-        raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', "
-                         f"got {padding!r}")
+        raise ValueError(tr("padding must be an int, a pair of ints, 'same' or 'valid', "
+                            "got {padding!r}", padding=padding))
     if padding == "same":
         if ss != (1, 1):
-            raise ValueError("padding='same' needs stride 1 (PyTorch refuses it otherwise)")
+            raise ValueError(tr("padding='same' needs stride 1 (PyTorch refuses it otherwise)"))
         if min(ns + ks + ds) < 1:
-            raise ValueError("sizes, kernel and dilation must be positive "
-                             f"(got n={n!r}, kernel={kernel_size!r}, dilation={dilation!r})")
+            raise ValueError(tr("sizes, kernel and dilation must be positive "
+                                "(got n={n!r}, kernel={kernel!r}, dilation={dilation!r})",
+                                n=n, kernel=kernel_size, dilation=dilation))
         out = ns
     else:
         ps = (0, 0) if padding == "valid" else _pair(padding, "padding")
@@ -110,12 +115,14 @@ def conv_params(in_channels: int, out_channels: int, kernel_size: IntOrPair,
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     if kh < 1 or kw < 1:
-        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
+        raise ValueError(tr("kernel_size must be positive, got {kernel_size!r}",
+                            kernel_size=kernel_size))
     c_in, c_out = _count(in_channels, "in_channels"), _count(out_channels, "out_channels")
     groups, bias = _count(groups, "groups"), _flag(bias, "bias")
     if c_in % groups or c_out % groups:
-        raise ValueError(f"in_channels ({c_in}) and out_channels ({c_out}) must both be "
-                         f"divisible by groups ({groups})")
+        raise ValueError(tr("in_channels ({c_in}) and out_channels ({c_out}) must both be "
+                            "divisible by groups ({groups})", c_in=c_in, c_out=c_out,
+                            groups=groups))
     return kh * kw * (c_in // groups) * c_out + (c_out if bias else 0)
 
 
@@ -147,34 +154,37 @@ def check_spec(spec: object) -> LayerSpec:
     """One layer spec as a tuple of its kind and Python ints, or a ``ValueError`` naming it."""
     kind = spec[0] if isinstance(spec, tuple | list) and spec else None
     if not isinstance(kind, str) or kind not in SPEC_FORMATS:
-        raise ValueError(f"layer spec {spec!r} is neither {SPEC_FORMATS['conv']} nor "
-                         f"{SPEC_FORMATS['pool']}")
+        raise ValueError(tr("layer spec {spec!r} is neither {conv} nor {pool}", spec=spec,
+                            conv=SPEC_FORMATS["conv"], pool=SPEC_FORMATS["pool"]))
     values = spec[1:]
     if len(values) != len(_SPEC_FIELDS[kind]):
-        raise ValueError(f"{kind} spec {spec!r} has {len(spec)} entries; a {kind} spec is "
-                         f"{SPEC_FORMATS[kind]}, {len(_SPEC_FIELDS[kind]) + 1} entries")
+        raise ValueError(tr("{kind} spec {spec!r} has {count} entries; a {kind} spec is "
+                            "{format}, {wanted} entries", kind=kind, spec=spec, count=len(spec),
+                            format=SPEC_FORMATS[kind], wanted=len(_SPEC_FIELDS[kind]) + 1))
     for name, value in zip(_SPEC_FIELDS[kind], values, strict=True):
         lowest = 0 if name == "padding" else 1
         if not _is_int(value) or value < lowest:
-            raise ValueError(f"{kind} spec {spec!r}: {name} must be an int of at least "
-                             f"{lowest}, got {value!r}")
+            raise ValueError(tr("{kind} spec {spec!r}: {name} must be an int of at least "
+                                "{lowest}, got {value!r}", kind=kind, spec=spec, name=name,
+                                lowest=lowest, value=value))
     checked = (kind, *(int(v) for v in values))
     if kind == "pool" and 2 * checked[3] > checked[1]:
-        raise ValueError(f"pool spec {spec!r}: padding {checked[3]} is more than half the kernel "
-                         f"size {checked[1]}, which nn.MaxPool2d refuses")
+        raise ValueError(tr("pool spec {spec!r}: padding {padding} is more than half the kernel "
+                            "size {kernel}, which nn.MaxPool2d refuses", spec=spec,
+                            padding=checked[3], kernel=checked[1]))
     return checked
 
 
 def check_specs(specs: Iterable[object]) -> list[LayerSpec]:
     """Every spec of a list checked by :func:`check_spec`; the error also gives its position."""
     if isinstance(specs, str | bytes) or not isinstance(specs, Iterable):
-        raise ValueError(f"layer specs must be a list of tuples, got {specs!r}")
+        raise ValueError(tr("layer specs must be a list of tuples, got {specs!r}", specs=specs))
     checked = []
     for index, spec in enumerate(specs):
         try:
             checked.append(check_spec(spec))
         except ValueError as error:
-            raise ValueError(f"layer {index}: {error}") from None
+            raise ValueError(tr("layer {index}: {error}", index=index, error=error)) from None
     return checked
 
 
@@ -207,8 +217,8 @@ def spec_output_shapes(input_shape: Sequence[int], specs: Iterable[LayerSpec]
     """
     shape = tuple(input_shape) if isinstance(input_shape, tuple | list) else ()
     if len(shape) != 3 or not all(_is_int(v) and v >= 1 for v in shape):
-        raise ValueError(f"input_shape must be (C, H, W), three positive ints, "
-                         f"got {input_shape!r}")
+        raise ValueError(tr("input_shape must be (C, H, W), three positive ints, "
+                            "got {input_shape!r}", input_shape=input_shape))
     return list(_measured_shapes(tuple(int(v) for v in shape), tuple(check_specs(specs))))
 
 
@@ -225,7 +235,8 @@ def _measured_shapes(input_shape: tuple[int, int, int], specs: tuple[LayerSpec, 
             except RuntimeError as error:
                 height, width = x.shape[-2:]
                 reason = str(error).strip().splitlines()[0]
-                raise ValueError(f"layer {index} {spec!r} does not fit its {height}x{width} "
-                                 f"input (PyTorch: {reason})") from None
+                raise ValueError(tr("layer {index} {spec!r} does not fit its {height}x{width} "
+                                    "input (PyTorch: {reason})", index=index, spec=spec,
+                                    height=height, width=width, reason=reason)) from None
             shapes.append(tuple(x.shape[1:]))
     return tuple(shapes)

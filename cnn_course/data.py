@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnn_course.messages import N_, tr, translated
+
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -58,17 +60,21 @@ def mirror_root() -> Path | None:
 
 
 def _unavailable(name: str, error: BaseException, mirror_hint: str) -> DataUnavailable:
+    """``mirror_hint`` names what the mirror should hold (an English text marked with ``N_``,
+    or a file name); it is shown translated."""
     mirror = mirror_root()
-    mirror_text = (f"the mirror folder {mirror} has no {mirror_hint}"
-                   if mirror else "no offline mirror is configured ($CNN_COURSE_DATA_MIRROR)")
-    return DataUnavailable(
-        f"{name} is not on this machine and could not be downloaded "
-        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'}). "
-        f"Looked in the data root {data_root()} (set $CNN_COURSE_DATA to change it), and "
-        f"{mirror_text}. Fix it by running once on a machine with internet access (torchvision "
-        f"downloads {name} into the data root), or by copying the dataset files there, or by "
-        f"pointing $CNN_COURSE_DATA_MIRROR at a folder that holds {mirror_hint}."
-    )
+    files = translated(mirror_hint)
+    mirror_text = (tr("the mirror folder {mirror} has no {files}", mirror=mirror, files=files)
+                   if mirror else tr("no offline mirror is configured ($CNN_COURSE_DATA_MIRROR)"))
+    detail = str(error).splitlines()[0] if str(error) else tr("no detail")
+    return DataUnavailable(tr(
+        "{name} is not on this machine and could not be downloaded ({error_type}: {detail}). "
+        "Looked in the data root {root} (set $CNN_COURSE_DATA to change it), and "
+        "{mirror_text}. Fix it by running once on a machine with internet access (torchvision "
+        "downloads {name} into the data root), or by copying the dataset files there, or by "
+        "pointing $CNN_COURSE_DATA_MIRROR at a folder that holds {files}.",
+        name=name, error_type=type(error).__name__, detail=detail, root=data_root(),
+        mirror_text=mirror_text, files=files))
 
 
 # ---- MNIST ----------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ def _mnist_dataset(train: bool, transform: Callable | None = None):
         data_root().mkdir(parents=True, exist_ok=True)
         return MNIST(str(data_root()), train=train, transform=transform, download=True)
     except Exception as error:  # urllib, HTTP and checksum errors all mean "not available"
-        raise _unavailable("MNIST", error, "MNIST/raw/*-ubyte files") from None
+        raise _unavailable("MNIST", error, N_("MNIST/raw/*-ubyte files")) from None
 
 
 def load_mnist(train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,7 +272,7 @@ class TensorBatches:
                  shuffle: bool = False, seed: int | None = None,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+            raise ValueError(tr("x has {x} samples but y has {y}", x=len(x), y=len(y)))
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.transform = transform
         self.generator = torch.Generator(device="cpu")

@@ -5,17 +5,25 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 
 import numpy as np
 import torch
 
+from cnn_course.messages import N_, tr
+
 ENV_VAR = "CNN_COURSE_DEVICE"
 _HOW_TO_GET = {
-    "cuda": "this machine has no CUDA GPU that PyTorch can use (on Colab: Runtime > Change "
-            "runtime type > a GPU; elsewhere a CUDA build of PyTorch and an NVIDIA driver)",
-    "mps": "Apple's MPS backend is not available here (it needs an Apple-silicon Mac with "
-           "macOS 12.3+ and a PyTorch build with MPS)",
+    "cuda": N_("this machine has no CUDA GPU that PyTorch can use (on Colab: Runtime > Change "
+               "runtime type > a GPU; elsewhere a CUDA build of PyTorch and an NVIDIA driver)"),
+    "mps": N_("Apple's MPS backend is not available here (it needs an Apple-silicon Mac with "
+              "macOS 12.3+ and a PyTorch build with MPS)"),
 }
+# How describe_device names a CPU. Descriptions are recorded in English (benchmark results);
+# translated_description shows a recorded one in the reader's language.
+_CPU = N_("CPU: {name}, {cores} cores, {threads} torch threads")
+_CPU_RECORDED = re.compile(
+    r"CPU: (?P<name>.+), (?P<cores>\d+) cores, (?P<threads>\d+) torch threads")
 
 
 class DeviceUnavailable(ValueError):
@@ -52,10 +60,11 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(choice)
     except (RuntimeError, TypeError):
-        raise ValueError(f"{source} got {choice!r}, which is not a device name: use 'cpu', "
-                         "'cuda' (an NVIDIA GPU; 'cuda:1' for the second) or 'mps' "
-                         "(Apple silicon)") from None
-    _require_available(device, f"{source} asked for {str(device)!r}")
+        raise ValueError(tr("{source} got {choice!r}, which is not a device name: use 'cpu', "
+                            "'cuda' (an NVIDIA GPU; 'cuda:1' for the second) or 'mps' "
+                            "(Apple silicon)", source=source, choice=choice)) from None
+    _require_available(device, tr("{source} asked for {device!r}", source=source,
+                                  device=str(device)))
     return device
 
 
@@ -63,19 +72,20 @@ def _require_available(device: torch.device, request: str) -> None:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            problem = _HOW_TO_GET["cuda"]
+            problem = tr(_HOW_TO_GET["cuda"])
         elif device.index is not None and device.index >= count:
-            problem = f"this machine has {count} CUDA device(s), numbered from 0"
+            problem = tr("this machine has {count} CUDA device(s), numbered from 0", count=count)
         else:
             return
     elif device.type == "mps":
         if _mps_available():
             return
-        problem = _HOW_TO_GET["mps"]
+        problem = tr(_HOW_TO_GET["mps"])
     else:
         return
-    raise DeviceUnavailable(f"{request}, but {problem}; call get_device() with no argument "
-                            f"(and ${ENV_VAR} unset) to take the best device available.")
+    raise DeviceUnavailable(tr("{request}, but {problem}; call get_device() with no argument "
+                               "(and ${variable} unset) to take the best device available.",
+                               request=request, problem=problem, variable=ENV_VAR))
 
 
 def describe_device(device: torch.device | None = None) -> str:
@@ -86,7 +96,19 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return f"Apple MPS ({platform.machine()})"
     cores = os.cpu_count() or 1
-    return f"CPU: {_cpu_name()}, {cores} cores, {torch.get_num_threads()} torch threads"
+    return _CPU.format(name=_cpu_name(), cores=cores, threads=torch.get_num_threads())
+
+
+def is_recorded_description(text: str) -> bool:
+    """Whether ``text`` is a CPU description made by :func:`describe_device`."""
+    return _CPU_RECORDED.fullmatch(text) is not None
+
+
+def translated_description(description: str) -> str:
+    """A CPU description that :func:`describe_device` recorded, in the current language (other
+    descriptions are names only, the same in every language)."""
+    match = _CPU_RECORDED.fullmatch(description)
+    return tr(_CPU, **match.groupdict()) if match else description
 
 
 def _cpu_name() -> str:

@@ -40,6 +40,7 @@ from cnn_course.grading.grader import DEFAULT_SOLUTIONS, Grader, GradingOptions
 from cnn_course.grading.report import (
     NO_SANDBOX_WARNING,
     ReportPathError,
+    apply_language_option,
     check_output_folder,
     format_table,
     output_problems,
@@ -53,6 +54,7 @@ from cnn_course.grading.runner import Limits
 from cnn_course.grading.safe_text import clean
 from cnn_course.grading.sandbox import SandboxUnavailable
 from cnn_course.grading.shards import parse_shard, select
+from cnn_course.messages import ENGLISH, LANGUAGES, tr
 
 SEED_VARIABLE = "CNN_COURSE_GRADE_SEED"
 
@@ -65,7 +67,8 @@ def parse_size(text: str) -> int | None:
     if text.strip().lower() == "none":
         return None
     if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 6G, 512M)")
+        raise argparse.ArgumentTypeError(tr("not a size: {text!r} (examples: 6G, 512M)",
+                                            text=text))
     size = int(float(match[1]) * _UNITS[match[2].upper()])
     return size or None
 
@@ -73,13 +76,14 @@ def parse_size(text: str) -> int | None:
 def _positive_size(text: str) -> int:
     size = parse_size(text)
     if size is None:
-        raise argparse.ArgumentTypeError(f"need a size above 0: {text!r}")
+        raise argparse.ArgumentTypeError(tr("need a size above 0: {text!r}", text=text))
     return size
 
 
 def _positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"need a whole number above 0: {text!r}")
+        raise argparse.ArgumentTypeError(tr("need a whole number above 0: {text!r}",
+                                            text=text))
     return int(text)
 
 
@@ -87,8 +91,8 @@ def parse_seed(text: str) -> int:
     """A hidden seed: a whole number from 0 to 2**63 - 1."""
     text = text.strip()
     if not text.isdigit() or int(text) >= 1 << 63:
-        raise argparse.ArgumentTypeError(f"not a seed: {clean(text, 40)!r} (a whole number "
-                                         "from 0 to 2**63 - 1)")
+        raise argparse.ArgumentTypeError(tr("not a seed: {text!r} (a whole number from 0 to "
+                                            "2**63 - 1)", text=clean(text, 40)))
     return int(text)
 
 
@@ -108,58 +112,70 @@ def find_submissions(arguments: Sequence[Path]) -> list[Path]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_course.grade",
-        description="Run learners' notebooks and score every exercise with the course's own "
-                    "checkers, visible and hidden cases. Exit status 0 only if every "
-                    "notebook has full marks, 2 if an output cannot be written.",
-        epilog="'python -m cnn_course.grade merge REPORT.json ... [--csv FILE] [--json FILE]' "
-               "merges the JSON reports of shards (--shard K/N). 'merge' is that subcommand "
-               "only as the first argument and only if no file or folder named 'merge' "
-               "exists here; otherwise use 'python -m cnn_course.grading.merge'.")
+        description=tr("Run learners' notebooks and score every exercise with the course's own "
+                       "checkers, visible and hidden cases. Exit status 0 only if every "
+                       "notebook has full marks, 2 if an output cannot be written."),
+        epilog=tr("'python -m cnn_course.grade merge REPORT.json ... [--csv FILE] [--json "
+                  "FILE]' merges the JSON reports of shards (--shard K/N). 'merge' is that "
+                  "subcommand only as the first argument and only if no file or folder named "
+                  "'merge' exists here; otherwise use 'python -m cnn_course.grading.merge'."))
     parser.add_argument("submissions", nargs="+", type=Path,
-                        help="notebooks, or folders searched for *.ipynb")
-    parser.add_argument("--chapter", help="grade every notebook as this chapter (01_convolution "
-                        "or 1); by default each notebook's chapter is recognised from its cells")
+                        help=tr("notebooks, or folders searched for *.ipynb"))
+    parser.add_argument("--chapter", help=tr("grade every notebook as this chapter "
+                                             "(01_convolution or 1); by default each "
+                                             "notebook's chapter is recognised from its cells"))
     parser.add_argument("--solutions", type=Path, default=DEFAULT_SOLUTIONS,
-                        help="folder of solution notebooks that define the exercises "
-                        "(default: %(default)s)")
+                        help=tr("folder of solution notebooks that define the exercises "
+                                "(default: %(default)s)"))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="notebooks graded at once (default: the number of cores, "
-                        "%(default)s)")
-    parser.add_argument("--csv", type=Path, help="also write one row per notebook to this file")
-    parser.add_argument("--json", type=Path, help="also write every detail to this file")
-    parser.add_argument("--logs", type=Path, help="write what each notebook printed "
-                        "(capped) to this folder")
+                        help=tr("notebooks graded at once (default: the number of cores, "
+                                "%(default)s)"))
+    parser.add_argument("--csv", type=Path,
+                        help=tr("also write one row per notebook to this file"))
+    parser.add_argument("--json", type=Path, help=tr("also write every detail to this file"))
+    parser.add_argument("--logs", type=Path, help=tr("write what each notebook printed "
+                                                     "(capped) to this folder"))
     parser.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout,
-                        metavar="SECONDS", help="time allowed per cell (default: %(default)g)")
+                        metavar="SECONDS",
+                        help=tr("time allowed per cell (default: %(default)g)"))
     parser.add_argument("--timeout", type=float, default=Limits.notebook_timeout,
                         metavar="SECONDS",
-                        help="time allowed for all cells of a notebook (default: %(default)g)")
+                        help=tr("time allowed for all cells of a notebook "
+                                "(default: %(default)g)"))
     parser.add_argument("--check-timeout", type=float, default=Limits.check_timeout,
-                        metavar="SECONDS", help="time allowed for one exercise's visible or "
-                        "hidden cases (default: %(default)g)")
+                        metavar="SECONDS", help=tr("time allowed for one exercise's visible or "
+                                                   "hidden cases (default: %(default)g)"))
     parser.add_argument("--memory-limit", type=parse_size, default=Limits.memory_limit,
-                        metavar="SIZE", help="address space allowed per notebook, e.g. 6G; "
-                        "'none' for no limit (default: 8G)")
+                        metavar="SIZE", help=tr("address space allowed per notebook, e.g. 6G; "
+                                                "'none' for no limit (default: 8G)"))
     parser.add_argument("--max-output", type=parse_size, default=Limits.max_output,
-                        metavar="SIZE", help="output kept per notebook (default: 1M)")
-    parser.add_argument("--full-runs", action="store_true", help="run training cells at full "
-                        "size (by default notebooks run with CNN_COURSE_QUICK=1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+                        metavar="SIZE", help=tr("output kept per notebook (default: 1M)"))
+    parser.add_argument("--full-runs", action="store_true",
+                        help=tr("run training cells at full size (by default notebooks run "
+                                "with CNN_COURSE_QUICK=1)"))
+    parser.add_argument("--quiet", action="store_true", help=tr("no progress lines on stderr"))
     parser.add_argument("--shard", type=parse_shard, metavar="K/N",
-                        help="grade only shard K of N (1 <= K <= N): a split that depends only "
-                        "on the notebooks' paths; merge the JSON reports with the merge "
-                        "subcommand")
-    parser.add_argument("--seed", type=parse_seed, metavar="N", help="the hidden cases' seed "
-                        f"(default: ${SEED_VARIABLE} if set, else a fresh random one); "
-                        "recorded in the JSON report")
-    parser.add_argument("--no-sandbox", action="store_true", help="run the notebooks without "
-                        "the OS sandbox: DANGEROUS, a notebook could change other notebooks' "
-                        "grades or files; only for trusted notebooks")
+                        help=tr("grade only shard K of N (1 <= K <= N): a split that depends "
+                                "only on the notebooks' paths; merge the JSON reports with the "
+                                "merge subcommand"))
+    parser.add_argument("--seed", type=parse_seed, metavar="N",
+                        help=tr("the hidden cases' seed (default: ${variable} if set, else a "
+                                "fresh random one); recorded in the JSON report",
+                                variable=SEED_VARIABLE))
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help=tr("run the notebooks without the OS sandbox: DANGEROUS, a "
+                                "notebook could change other notebooks' grades or files; only "
+                                "for trusted notebooks"))
     parser.add_argument("--max-processes", type=_positive_int, default=64, metavar="N",
-                        help="processes allowed per notebook (default: %(default)s)")
+                        help=tr("processes allowed per notebook (default: %(default)s)"))
     parser.add_argument("--max-message", type=_positive_size, default=64 << 20,
-                        metavar="SIZE", help="bytes of results a notebook's sandbox may send "
-                        "back (default: 64M)")
+                        metavar="SIZE", help=tr("bytes of results a notebook's sandbox may "
+                                                "send back (default: 64M)"))
+    parser.add_argument("--language", choices=(ENGLISH, *LANGUAGES),
+                        help=tr("the language of the report's table and reasons, of the "
+                                "messages and of this help (default: $CNN_COURSE_LANG, else "
+                                "English); the JSON and CSV keys, column names and status "
+                                "words stay in English"))
     return parser
 
 
@@ -191,13 +207,14 @@ def chapters_digest(chapters: Sequence[Chapter]) -> str:
 
 def _errors(lines: Sequence[str]) -> None:
     for line in lines:
-        print(f"error: {line}", file=sys.stderr)
+        print(tr("error: {message}", message=line), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["merge"] and not os.path.lexists("merge"):
         return merge.main(argv[1:])
+    apply_language_option(argv)
     args = _parser().parse_args(argv)
     refused = output_problems({"--csv": args.csv, "--json": args.json}, {"--logs": args.logs})
     if refused:
@@ -223,14 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _errors([str(error)])
         return 2
     for warning in (w for c in grader.chapters for w in c.warnings):
-        print(f"warning: {warning}", file=sys.stderr)
+        print(tr("warning: {message}", message=warning), file=sys.stderr)
     paths = find_submissions(args.submissions)
     if not paths:
-        _errors(["no notebooks found in " + ", ".join(clean(str(p)) for p in args.submissions)])
+        _errors([tr("no notebooks found in {paths}",
+                    paths=", ".join(clean(str(p)) for p in args.submissions))])
         return 2
     if args.shard:
         found, paths = len(paths), select(paths, args.shard)
-        print(f"shard {args.shard}: {len(paths)} of {found} notebooks", file=sys.stderr)
+        print(tr("shard {shard}: {count} of {found} notebooks", shard=args.shard,
+                 count=len(paths), found=found), file=sys.stderr)
 
     def progress(done: int, total: int, result: SubmissionResult) -> None:
         print(f"[{done}/{total}] {clean(result.path, 200)}: {result.score}/{result.max_score} "
@@ -240,14 +259,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = grader.grade_all(paths, None if args.quiet else progress)
     except KeyboardInterrupt:
-        print("interrupted: no report written", file=sys.stderr)
+        print(tr("interrupted: no report written"), file=sys.stderr)
         return 130
     elapsed = time.monotonic() - started
     sandboxed = options.sandbox
     warning = None if sandboxed else NO_SANDBOX_WARNING
     print(format_table(results, grader.chapters, shutil.get_terminal_size((120, 24)).columns,
                        warning=warning))
-    print(f"graded in {elapsed:.1f} s with {jobs} job{'s' * (jobs != 1)}")
+    if jobs == 1:
+        print(tr("graded in {seconds:.1f} s with {jobs} job", seconds=elapsed, jobs=jobs))
+    else:
+        print(tr("graded in {seconds:.1f} s with {jobs} jobs", seconds=elapsed, jobs=jobs))
     meta = ({"warning": warning} if warning else {}) | {
         "graded_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "python": platform.python_version(), "seconds": round(elapsed, 1), "jobs": jobs,

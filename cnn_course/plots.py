@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
+from cnn_course.messages import tr
+
 
 def show_images(images: Sequence[torch.Tensor] | torch.Tensor, titles: Sequence[str] | None = None,
                 ncols: int | None = None, cmap: str = "gray", size: float = 2.2,
@@ -70,8 +72,8 @@ def draw_conv_grid(ax: plt.Axes, n: int, kernel_size: int, padding: int | tuple[
     """
     before, after = (padding, padding) if isinstance(padding, int) else tuple(padding)
     if min(before, after) < 0:
-        raise ValueError(f"padding must be a non-negative int or (before, after) pair, "
-                         f"got {padding!r}")
+        raise ValueError(tr("padding must be a non-negative int or (before, after) pair, "
+                            "got {padding!r}", padding=padding))
     size = before + n + after
     ax.clear()
     for i in range(size):

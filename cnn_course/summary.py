@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from numbers import Integral
 
 import torch
 from torch import nn
+
+from cnn_course.messages import N_, tr, translated
+
+
+def text_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: Chinese characters (wide) take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def pad(text: str, width: int, align: str = "<") -> str:
+    """``f"{text:<width}"`` (or ``>``) by terminal columns, so that translated table
+    headers line up."""
+    space = " " * max(0, width - text_width(text))
+    return space + text if align == ">" else text + space
 
 
 @dataclass(frozen=True)
@@ -24,22 +39,24 @@ class Summary:
     trainable_params: int
 
     def __str__(self) -> str:
-        header = f"{'layer':<22} {'output shape':<20} {'params':>10}"
-        lines = [header, "-" * len(header)]
+        header = (f"{pad(tr('layer'), 22)} {pad(tr('output shape'), 20)} "
+                  f"{pad(tr('params'), 10, '>')}")
+        rule = "-" * text_width(header)
+        lines = [header, rule]
         for row in self.rows:
             shape = " x ".join(map(str, row.output_shape))
             lines.append(f"{(row.name + ' ' + row.kind):<22} {shape:<20} {row.params:>10,}")
-        lines.append("-" * len(header))
-        lines.append(f"{'total parameters':<43} {self.total_params:>10,}")
+        lines.append(rule)
+        lines.append(f"{pad(tr('total parameters'), 43)} {self.total_params:>10,}")
         if self.trainable_params != self.total_params:
-            lines.append(f"{'trainable parameters':<43} {self.trainable_params:>10,}")
+            lines.append(f"{pad(tr('trainable parameters'), 43)} {self.trainable_params:>10,}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython shows the table
         printer.text(str(self))
 
 
-SHAPE_HINT = "input_shape is one sample without the batch dimension, e.g. (1, 28, 28)"
+SHAPE_HINT = N_("input_shape is one sample without the batch dimension, e.g. (1, 28, 28)")
 
 
 def _check_input_shape(input_shape: object) -> tuple[int, ...]:
@@ -47,11 +64,11 @@ def _check_input_shape(input_shape: object) -> tuple[int, ...]:
         input_shape = tuple(input_shape)
     if not isinstance(input_shape, tuple | list) or not input_shape or not all(
             isinstance(n, Integral) and not isinstance(n, bool) for n in input_shape):
-        raise TypeError(f"input_shape must be a tuple of positive ints, got {input_shape!r}; "
-                        f"{SHAPE_HINT}")
+        raise TypeError(tr("input_shape must be a tuple of positive ints, got {got!r}; {hint}",
+                           got=input_shape, hint=translated(SHAPE_HINT)))
     if min(input_shape) < 1:
-        raise ValueError(f"input_shape must hold positive sizes, got {tuple(input_shape)}; "
-                         f"{SHAPE_HINT}")
+        raise ValueError(tr("input_shape must hold positive sizes, got {got}; {hint}",
+                            got=tuple(input_shape), hint=translated(SHAPE_HINT)))
     return tuple(int(n) for n in input_shape)
 
 
@@ -102,11 +119,15 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
 def _failure_message(last: tuple[str, str, tuple[int, ...] | None] | None,
                      shape: tuple[int, ...], error: BaseException) -> str:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    model_input = f"the model's input had shape {(1, *shape)}, batch dimension included"
+    model_input = tr("the model's input had shape {shape}, batch dimension included",
+                     shape=(1, *shape))
     if last is None:
-        where = f"the model failed ({model_input})"
+        where = tr("the model failed ({model_input})", model_input=model_input)
     else:
         name, kind, received = last
-        got = f" on a tensor of shape {received}" if received is not None else ""
-        where = f"layer {name} ({kind}) failed{got} ({model_input})"
-    return f"model_summary(input_shape={shape}): {where}: {detail}; {SHAPE_HINT}"
+        got = (tr(" on a tensor of shape {shape}", shape=received)
+               if received is not None else "")
+        where = tr("layer {name} ({kind}) failed{got} ({model_input})", name=name, kind=kind,
+                   got=got, model_input=model_input)
+    return tr("model_summary(input_shape={shape}): {where}: {detail}; {hint}", shape=shape,
+              where=where, detail=detail, hint=translated(SHAPE_HINT))

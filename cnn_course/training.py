@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from cnn_course.messages import tr
+
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 #: ``(model, batches, optimizer, loss_fn, scheduler) -> (mean loss, accuracy)``, like
@@ -144,7 +146,7 @@ def fit(model: nn.Module, train_batches: Batches, test_batches: Batches | None,
     """
     history = History()
     steps = epochs * len(train_batches) if hasattr(train_batches, "__len__") else None
-    bar = tqdm(total=steps, desc="training", unit="batch", disable=not progress)
+    bar = tqdm(total=steps, desc=tr("training"), unit="batch", disable=not progress)
     batches = _Counted(train_batches, bar) if progress else train_batches
     for epoch in range(1, epochs + 1):
         _synchronize(model)
@@ -154,12 +156,13 @@ def fit(model: nn.Module, train_batches: Batches, test_batches: Batches | None,
         history.train_seconds += time.perf_counter() - start
         history.train_loss.append(train_loss)
         history.train_acc.append(train_acc)
-        line = f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, acc {train_acc:.2%}"
+        line = tr("epoch {epoch}/{epochs}: train loss {loss:.4f}, acc {acc:.2%}", epoch=epoch,
+                  epochs=epochs, loss=train_loss, acc=train_acc)
         if test_batches is not None:
             test_loss, test_acc = evaluate(model, test_batches, loss_fn)
             history.test_loss.append(test_loss)
             history.test_acc.append(test_acc)
-            line += f" | test loss {test_loss:.4f}, acc {test_acc:.2%}"
+            line += tr(" | test loss {loss:.4f}, acc {acc:.2%}", loss=test_loss, acc=test_acc)
         if log is not None:
             log(line)
         if on_epoch is not None:
@@ -196,7 +199,8 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.max_lr, momentum=0.9,
                                nesterov=True, weight_decay=recipe.weight_decay)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}: use 'adamw', 'adam' or 'sgd'")
+    raise ValueError(tr("unknown optimizer {name!r}: use 'adamw', 'adam' or 'sgd'",
+                        name=recipe.optimizer))
 
 
 def fit_recipe(model: nn.Module, train_batches: Batches, test_batches: Batches | None,

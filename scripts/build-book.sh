@@ -9,13 +9,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/ensure-env.sh"
 bash scripts/vendor-assets.sh
 languages="${BUILD_LANGUAGES:-en zh_CN}"
-rm -rf _build/html _build/jupyter_execute _build/.doctrees _build/.jupyter_cache _build/gettext \
+rm -rf _build/html _build/jupyter_execute _build/.doctrees _build/.jupyter_cache* _build/gettext \
   _build/messages _build/zh_CN
 mkdir -p _build/logs
 # The pages' code runs here, several pages at a time, into the cache that _config.yml names;
 # every build below reads each page's outputs from it, so nothing runs twice, and the builds
 # run side by side.
 python scripts/execute_pages.py _build/.jupyter_cache --jobs "${BUILD_JOBS:-2}"
+# Each translated site reads a copy of the cache whose figures are drawn in its language.
+python scripts/translated_cache.py _build/.jupyter_cache $(printf '%s\n' $languages | grep -vx en)
 
 builds=()
 start_build() {  # start_build NAME jupyter-book-arguments...: one build in the background

@@ -12,13 +12,19 @@ A page is read and executed exactly as myst-nb does it (its reader, `single_nb_e
 page's own folder as working directory, the configured cell timeout), so the cache holds what
 the build would have made. A page that fails stops the script with its error; the build would
 fail on it too.
+
+Each kernel also draws every figure again in each translated language
+(cnn_course/figure_translation.py, loaded from an IPython startup file); the texts that still
+lack a translation are listed in FIGURE_TEXTS for the translations check.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -28,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # Seconds each page took on a 2-core laptop CPU: only the order matters (longest first, so
 # that the last pages to start are short ones).
+FIGURE_TEXTS = ROOT / "_build" / "figure-texts.json"
 USUAL_SECONDS = {"book/06_optimizers": 56, "book/07_lenet5": 54, "book/04_fully_connected": 32,
                  "book/08_cifar10": 31, "book/02_activations": 21, "book/00_overview": 19}
 
@@ -69,6 +76,24 @@ def execute_page(page: str, timeout: int):
     return page, notebook, result.time, result.exc_string if result.err else None
 
 
+def figure_texts(notebook) -> dict:
+    """The texts on an executed page's figures, as templates (``"templates"``), and per
+    language those that have no translation yet (``"missing"``)."""
+    from cnn_course.figure_translation import MIME
+
+    templates: list[str] = []
+    missing: dict[str, set[str]] = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            drawings = output.get("data", {}).get(MIME, {})
+            templates += [t for t in drawings.get("templates", []) if t not in templates]
+            for language, entry in drawings.items():
+                if language != "templates":
+                    missing.setdefault(language, set()).update(entry.get("missing", []))
+    return {"templates": templates,
+            "missing": {language: sorted(texts) for language, texts in missing.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache", type=Path, help="the jupyter-cache folder the build reads")
@@ -86,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1:
         # Kernels side by side: one torch thread each, or they slow each other down.
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Every kernel runs this at start: its figures are also drawn in the other languages.
+    ipython_dir = tempfile.mkdtemp(prefix="ipython-")
+    startup = Path(ipython_dir) / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-translated-figures.py").write_text(
+        "from cnn_course.figure_translation import install\ninstall()\n", encoding="utf-8")
+    os.environ["IPYTHONDIR"] = ipython_dir
+    texts: dict[str, dict] = {}
     start = time.monotonic()
     failed = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -100,7 +133,16 @@ def main(argv: list[str] | None = None) -> int:
                 CacheBundleIn(notebook, str(ROOT / f"{page}.md"),
                               data={"execution_seconds": seconds}),
                 check_validity=False, overwrite=True)
+            texts[page] = figure_texts(notebook)
             print(f"{page}: executed in {seconds:.0f} s")
+    FIGURE_TEXTS.parent.mkdir(parents=True, exist_ok=True)
+    FIGURE_TEXTS.write_text(json.dumps(dict(sorted(texts.items())), indent=1,
+                                       ensure_ascii=False), encoding="utf-8")
+    from cnn_course.figure_translation import cjk_font
+
+    if cjk_font() is None:
+        print("note: no CJK font is installed (Debian: fonts-noto-cjk), so the translated "
+              "sites show their figures in English", file=sys.stderr)
     print(f"{len(pages) - len(failed)} of {len(pages)} pages executed in "
           f"{time.monotonic() - start:.0f} s with {args.jobs} at a time")
     return 1 if failed else 0

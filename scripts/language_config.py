@@ -57,6 +57,9 @@ def main(language: str, output: Path) -> int:
     extensions = config["sphinx"]["local_extensions"]
     for name, folder in extensions.items():
         extensions[name] = str(ROOT / folder)
+    # The executed pages with their figures drawn in this language (scripts/translated_cache.py).
+    cache = ROOT / config["execute"]["cache"]
+    config["execute"]["cache"] = str(cache.with_name(f"{cache.name}_{language}"))
     output.mkdir(parents=True, exist_ok=True)
     for name, content in (("_config.yml", config), ("_toc.yml", translated_toc(language))):
         (output / name).write_text(yaml.safe_dump(content, allow_unicode=True, sort_keys=False),

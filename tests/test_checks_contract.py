@@ -6,6 +6,7 @@ import copy
 import hashlib
 import importlib
 import importlib.resources
+import re
 import time
 
 import pytest
@@ -348,3 +349,59 @@ def test_a_wrong_value_is_no_method_violation():
     result = checks.run_check("conv2d_loops", lambda *args, **kwargs: 2 * reference.conv2d_loops(
         *args, **kwargs))
     assert not result.passed and not result.method
+
+
+# ---- the learner's language ------------------------------------------------------------------
+
+@pytest.mark.parametrize("chapter, exercise", _exercises())
+def test_the_cases_are_the_same_in_every_language(chapter, exercise):
+    """A grader's sandbox and its judge may run in different languages: the inputs must not
+    depend on the language the descriptions are written in."""
+    from cnn_course.messages import using_language
+
+    seen = {}
+    for language in ("en", "zh_CN"):
+        with using_language(language):
+            seen[language] = _what_the_reference_sees(chapter, exercise, True, 3)[1]
+    assert seen["en"] == seen["zh_CN"]
+
+
+# Three or more English words in a row: prose that was not translated. (Code, names and
+# numbers inside a Chinese message stay as they are, and are rarely three words of letters.)
+_ENGLISH_PROSE = re.compile(r"\b[A-Za-z]{2,}(?:[ '-]+[A-Za-z]{2,}){2,}\b")
+_CODE = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^']*'|\([^()\u4e00-\u9fff]*\)|\w+\([^()]*\)")
+
+
+def _wrong_answers(reference):
+    """Plausible wrong answers: nothing returned, and the right result slightly off."""
+    def returns_none(*args, **kwargs):
+        return None
+
+    def slightly_off(*args, **kwargs):
+        result = reference(*args, **kwargs)
+        if isinstance(result, torch.Tensor) and result.is_floating_point():
+            return result * 1.1 + 0.01
+        if isinstance(result, bool):
+            return not result
+        if isinstance(result, int | float):
+            return result + 1
+        return result
+    return [returns_none, slightly_off]
+
+
+@pytest.mark.parametrize("chapter, exercise", _exercises())
+def test_chinese_verdicts_carry_no_english_prose(chapter, exercise):
+    from cnn_course.messages import using_language
+
+    checks, reference = _modules(chapter)
+    answer = getattr(reference, exercise)
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+    with using_language("zh_CN"):
+        verdicts = [checks.run_check(exercise, fn, hidden=hidden)
+                    for fn in [stub, answer, *_wrong_answers(answer)] for hidden in (False, True)]
+    for verdict in verdicts:
+        text = _CODE.sub("", verdict.message)
+        assert re.search(r"[\u4e00-\u9fff]", verdict.message), verdict.message
+        assert not _ENGLISH_PROSE.search(text), f"English left in: {verdict.message}"

@@ -196,13 +196,14 @@ def _cell_translation(locales: Path, chapter: str, cell_id: str) -> str:
     return next(e.msgstr for e in catalog if e.msgctxt == cell_id)
 
 
-def test_chinese_learner_notebooks_share_every_code_cell_with_the_english_ones():
+@pytest.mark.parametrize("folder", ["notebooks", "solutions"])
+def test_chinese_notebooks_share_every_code_cell_with_the_english_ones(folder):
     import nbformat
 
-    english = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    english = sorted((ROOT / folder).glob("*.ipynb"))
     assert english
     for path in english:
-        chinese = nbformat.read(ROOT / "notebooks" / "zh_CN" / path.name, as_version=4)
+        chinese = nbformat.read(ROOT / folder / "zh_CN" / path.name, as_version=4)
         original = nbformat.read(path, as_version=4)
         assert chinese.metadata["language"] == "zh_CN"
         assert [c.source for c in chinese.cells if c.cell_type == "code"] == \
@@ -225,9 +226,9 @@ def test_chinese_site_shows_the_notebooks_in_chinese_and_launches_them(folder):
         html = page.read_text(encoding="utf-8")
         title = re.search(r"<h1>(.*?)<a", html, re.S)
         assert title and re.search(r"[\u4e00-\u9fff]", title.group(1)), (page, title)
-        if folder == "notebooks":  # the Chinese learner notebook opens in Colab and Binder
-            assert (f"colab.research.google.com/github/{repository}/blob/"
-                    f"{config['repository']['branch']}/notebooks/zh_CN/{path.name}") in html
-            assert f"urlpath=tree/notebooks/zh_CN/{path.name}" in html
+        # The Chinese notebook (learner's or solution) opens in Colab and Binder.
+        assert (f"colab.research.google.com/github/{repository}/blob/"
+                f"{config['repository']['branch']}/{folder}/zh_CN/{path.name}") in html
+        assert f"urlpath=tree/{folder}/zh_CN/{path.name}" in html
     chapter = (ZH / "book" / "03_pooling.html").read_text(encoding="utf-8")
     assert "notebooks/zh_CN/03_pooling.ipynb" in chapter

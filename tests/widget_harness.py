@@ -94,8 +94,9 @@ def _script(mime: str, payload: dict) -> str:
     return f'<script type="{mime}">{body}</script>'
 
 
-def widget_page_html(widgets: list) -> str:
-    """A page with the widgets' saved state and one view marker per widget, as on the site."""
+def widget_page_html(widgets: list, lang: str = "en") -> str:
+    """A page with the widgets' saved state and one view marker per widget, as on the site;
+    ``lang`` is the page's language (``zh-CN`` on the Chinese site)."""
     from ipywidgets.embed import embed_data
 
     data = embed_data(views=widgets, drop_defaults=False)
@@ -103,7 +104,7 @@ def widget_page_html(widgets: list) -> str:
                       f'{_script("application/vnd.jupyter.widget-view+json", spec)}</div>'
                       for spec in data["view_specs"])
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Widget test page</title>
 <link rel="icon" href="data:,">
@@ -120,14 +121,15 @@ class WidgetPage:
     """Context manager: a Playwright page showing ``widgets`` as the site draws them."""
 
     def __init__(self, browser, widgets: list, viewport: tuple[int, int] = (1280, 900),
-                 timeout_ms: int = 15_000) -> None:
-        self.browser, self.widgets = browser, widgets
+                 timeout_ms: int = 15_000, lang: str = "en") -> None:
+        self.browser, self.widgets, self.lang = browser, widgets, lang
         self.viewport, self.timeout_ms = viewport, timeout_ms
         self.errors: list[str] = []
 
     def __enter__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="widget-page-"))
-        (self.folder / "index.html").write_text(widget_page_html(self.widgets), encoding="utf-8")
+        (self.folder / "index.html").write_text(widget_page_html(self.widgets, self.lang),
+                                                    encoding="utf-8")
         shutil.copy2(RENDERER, self.folder / RENDERER.name)
         self.server = StaticServer(self.folder)
         width, height = self.viewport

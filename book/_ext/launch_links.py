@@ -6,7 +6,8 @@ cannot open. On such a page the buttons now open the chapter's exercise notebook
 (``notebooks/08_cifar10.ipynb``); a Markdown page without one (the landing page, the glossary)
 gets no launch buttons at all. On a translated site (Sphinx's ``language``, e.g. ``zh_CN``)
 the buttons of the pages and of the exercise notebooks open the translated exercise notebook
-(``notebooks/zh_CN/08_cifar10.ipynb``) where it exists.
+(``notebooks/zh_CN/08_cifar10.ipynb``) where it exists, and those of a solution notebook the
+translated solution notebook (``solutions/zh_CN/08_cifar10.ipynb``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 
 EXERCISES = "notebooks"
+SOLUTIONS = "solutions"
 
 
-def _exercise_notebook(srcdir: Path, pagename: str, language: str | None) -> str | None:
-    """``notebooks/<name>.ipynb`` for the page ``book/<name>`` if that notebook exists (in
-    ``notebooks/<language>/`` on a translated site, where that one exists)."""
+def _exercise_notebook(srcdir: Path, pagename: str, language: str | None,
+                       folder: str = EXERCISES) -> str | None:
+    """``<folder>/<name>.ipynb`` (``notebooks/`` by default) for the page ``.../<name>`` if
+    that notebook exists (in ``<folder>/<language>/`` on a translated site, where that one
+    exists)."""
     name = f"{Path(pagename).name}.ipynb"
-    candidates = [f"{EXERCISES}/{language}/{name}"] if language not in (None, "", "en") else []
-    return next((relative for relative in candidates + [f"{EXERCISES}/{name}"]
+    candidates = [f"{folder}/{language}/{name}"] if language not in (None, "", "en") else []
+    return next((relative for relative in candidates + [f"{folder}/{name}"]
                  if (srcdir / relative).exists()), None)
 
 
@@ -31,8 +35,9 @@ def _relink(app, pagename, templatename, context, doctree) -> None:
     if not launch:
         return
     language = app.config.language
-    if context.get("page_source_suffix") == ".ipynb" and pagename.startswith(f"{EXERCISES}/"):
-        notebook = _exercise_notebook(Path(app.srcdir), pagename, language)
+    folder = pagename.split("/")[0]
+    if context.get("page_source_suffix") == ".ipynb" and folder in (EXERCISES, SOLUTIONS):
+        notebook = _exercise_notebook(Path(app.srcdir), pagename, language, folder)
         for group in launch:
             for button in group.get("buttons", []):
                 if "url" in button and notebook:

@@ -29,30 +29,31 @@ from cnn_course.checks.core import (
     observed,
     report,
 )
+from cnn_course.messages import N_, tr, translated
 
 ConvFn = Callable[..., torch.Tensor]
 
 # (description, input shape, weight shape, stride, padding, with bias)
 _CONV_CONFIGS = [
-    ("1 channel, 5x5 input, 3x3 kernel", (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, False),
-    ("1 channel with a bias", (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, True),
-    ("padding 1 keeps 5x5", (1, 1, 5, 5), (1, 1, 3, 3), 1, 1, True),
-    ("7x7 input, stride 2 gives 3x3", (1, 1, 7, 7), (1, 1, 3, 3), 2, 0, False),
-    ("6x6 input, stride 2 does not divide evenly", (1, 1, 6, 6), (1, 1, 3, 3), 2, 0, True),
-    ("3 input channels, 4 output channels", (1, 3, 6, 6), (4, 3, 3, 3), 1, 0, True),
-    ("non-square 7x5 input and 3x2 kernel", (1, 2, 7, 5), (3, 2, 3, 2), 1, 1, True),
-    ("batch of 2, stride 3, padding 2", (2, 3, 8, 9), (2, 3, 4, 4), 3, 2, True),
+    (N_("1 channel, 5x5 input, 3x3 kernel"), (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, False),
+    (N_("1 channel with a bias"), (1, 1, 5, 5), (1, 1, 3, 3), 1, 0, True),
+    (N_("padding 1 keeps 5x5"), (1, 1, 5, 5), (1, 1, 3, 3), 1, 1, True),
+    (N_("7x7 input, stride 2 gives 3x3"), (1, 1, 7, 7), (1, 1, 3, 3), 2, 0, False),
+    (N_("6x6 input, stride 2 does not divide evenly"), (1, 1, 6, 6), (1, 1, 3, 3), 2, 0, True),
+    (N_("3 input channels, 4 output channels"), (1, 3, 6, 6), (4, 3, 3, 3), 1, 0, True),
+    (N_("non-square 7x5 input and 3x2 kernel"), (1, 2, 7, 5), (3, 2, 3, 2), 1, 1, True),
+    (N_("batch of 2, stride 3, padding 2"), (2, 3, 8, 9), (2, 3, 4, 4), 3, 2, True),
 ]
 
 # Shapes that only the hidden cases use, so that a function fitted to the visible ones fails.
 _HIDDEN_CONV_CONFIGS = [
-    ("5 input channels, 9x9 input, 5x5 kernel", (1, 5, 9, 9), (1, 5, 5, 5), 1, 2, True),
-    ("batch of 3, non-square 6x11 input, 2x4 kernel", (3, 2, 6, 11), (5, 2, 2, 4), 2, 0, True),
-    ("1x1 kernel that only mixes channels", (2, 4, 5, 6), (3, 4, 1, 1), 1, 0, True),
-    ("kernel as large as the padded input", (1, 2, 4, 4), (2, 2, 6, 6), 1, 1, False),
-    ("stride 4, larger than the kernel", (1, 1, 13, 10), (2, 1, 3, 3), 4, 1, True),
-    ("8 channels, 4x3 kernel, padding 3", (2, 8, 7, 5), (4, 8, 4, 3), 2, 3, False),
-    ("tall 12x3 input, 5x1 kernel", (1, 3, 12, 3), (2, 3, 5, 1), 1, 0, True),
+    (N_("5 input channels, 9x9 input, 5x5 kernel"), (1, 5, 9, 9), (1, 5, 5, 5), 1, 2, True),
+    (N_("batch of 3, non-square 6x11 input, 2x4 kernel"), (3, 2, 6, 11), (5, 2, 2, 4), 2, 0, True),
+    (N_("1x1 kernel that only mixes channels"), (2, 4, 5, 6), (3, 4, 1, 1), 1, 0, True),
+    (N_("kernel as large as the padded input"), (1, 2, 4, 4), (2, 2, 6, 6), 1, 1, False),
+    (N_("stride 4, larger than the kernel"), (1, 1, 13, 10), (2, 1, 3, 3), 4, 1, True),
+    (N_("8 channels, 4x3 kernel, padding 3"), (2, 8, 7, 5), (4, 8, 4, 3), 2, 3, False),
+    (N_("tall 12x3 input, 5x1 kernel"), (1, 3, 12, 3), (2, 3, 5, 1), 1, 0, True),
 ]
 
 
@@ -75,8 +76,8 @@ class _NoBuiltinConvolution(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if _is_builtin_convolution(func.name()):
-            raise MethodViolation("your function called PyTorch's built-in convolution; the "
-                                  "exercise is to compute it yourself")
+            raise MethodViolation(tr("your function called PyTorch's built-in convolution; "
+                                     "the exercise is to compute it yourself"))
         return func(*args, **(kwargs or {}))
 
 
@@ -90,9 +91,9 @@ def _forbid_builtin_conv() -> Iterator[None]:
 def _diagnose_conv(got: torch.Tensor, x, weight, bias, stride, padding) -> str:
     """Explain a wrong convolution output by matching it against common mistakes."""
     mistakes = {
-        "you flipped the kernel: PyTorch's conv2d is cross-correlation, it slides the kernel "
-        "as it is": F.conv2d(x, weight.flip(-1, -2), bias, stride, padding),
-        "the bias is missing: add bias[c_out] to every position of output channel c_out":
+        tr("you flipped the kernel: PyTorch's conv2d is cross-correlation, it slides the "
+           "kernel as it is"): F.conv2d(x, weight.flip(-1, -2), bias, stride, padding),
+        tr("the bias is missing: add bias[c_out] to every position of output channel c_out"):
             F.conv2d(x, weight, None, stride, padding),
     }
     got64 = got.detach().double()
@@ -118,7 +119,7 @@ def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) 
                 got = fn(x.clone(), weight.clone(), None if bias is None else bias.clone(),
                          stride=stride, padding=padding)
             expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)
-            got = as_tensor(got, "the output")
+            got = as_tensor(got, N_("the output"))
             expect_shape(got, tuple(expected.shape))
             try:
                 expect_close(got, expected)
@@ -126,7 +127,9 @@ def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) 
                 explanation = _diagnose_conv(got, x, weight, bias, stride, padding)
                 raise CaseFailed(explanation or str(failure), diagnosed=bool(explanation)) from None
 
-        cases.append(Case(f"{description}, stride {stride}, padding {padding}", run))
+        cases.append(Case(tr("{description}, stride {stride}, padding {padding}",
+                             description=translated(description), stride=stride,
+                             padding=padding), run))
     return cases
 
 
@@ -138,11 +141,13 @@ def conv2d_cases(fn: ConvFn, hidden: bool = False, forbid_builtin: bool = True) 
 # stride 1, padding 1 and a bias in every run, so that only the named size changes
 _BASE = ((1, 2, 6, 6), (2, 2, 3, 3))
 _LOOP_PROBES = [
-    ("output positions", "a 6x6 output", "an 18x18 output", _BASE, ((1, 2, 18, 18), (2, 2, 3, 3))),
-    ("images of the batch", "1 image", "8 images", _BASE, ((8, 2, 6, 6), (2, 2, 3, 3))),
-    ("input channels", "1 input channel", "8 input channels",
+    (N_("output positions"), N_("a 6x6 output"), N_("an 18x18 output"),
+     _BASE, ((1, 2, 18, 18), (2, 2, 3, 3))),
+    (N_("images of the batch"), N_("1 image"), N_("8 images"),
+     _BASE, ((8, 2, 6, 6), (2, 2, 3, 3))),
+    (N_("input channels"), N_("1 input channel"), N_("8 input channels"),
      ((1, 1, 6, 6), (2, 1, 3, 3)), ((1, 8, 6, 6), (2, 8, 3, 3))),
-    ("output channels", "1 output channel", "8 output channels",
+    (N_("output channels"), N_("1 output channel"), N_("8 output channels"),
      ((1, 2, 6, 6), (1, 2, 3, 3)), ((1, 2, 6, 6), (8, 2, 3, 3))),
 ]
 # A loop-free answer calls PyTorch equally often for both inputs; this leaves room for a
@@ -171,12 +176,16 @@ def _loop_free_cases(fn: ConvFn, hidden: bool) -> list[Case]:
             few = observed(lambda: operations(*small))
             many = observed(lambda: operations(*large))
             if many > few + _SPARE_CALLS:
-                raise MethodViolation(
-                    f"your function called {few} PyTorch operations for {small_name} and "
-                    f"{many} for {large_name}: it loops over the {what}. The exercise rules "
+                raise MethodViolation(tr(
+                    "your function called {few} PyTorch operations for {small_name} and "
+                    "{many} for {large_name}: it loops over the {what}. The exercise rules "
                     "out loops: F.unfold gathers every patch of every image at once, and one "
-                    "matrix product with the reshaped weights computes all outputs")
-        cases.append(Case(f"no loop over the {what} ({small_name}, then {large_name})", run))
+                    "matrix product with the reshaped weights computes all outputs",
+                    few=few, small_name=translated(small_name), many=many,
+                    large_name=translated(large_name), what=translated(what)))
+        cases.append(Case(tr("no loop over the {what} ({small_name}, then {large_name})",
+                             what=translated(what), small_name=translated(small_name),
+                             large_name=translated(large_name)), run))
     return cases
 
 
@@ -208,12 +217,13 @@ def conv_output_size_cases(fn: Callable[..., int], hidden: bool = False) -> list
             got = fn(n, k, padding=p, stride=s, dilation=d)
             expected = conv_output_size(n, k, padding=p, stride=s, dilation=d)
             if isinstance(got, float):
-                raise CaseFailed(f"returned {got!r}, a float; sizes are whole numbers: use "
-                                 "floor division //", diagnosed=True)
+                raise CaseFailed(tr("returned {got!r}, a float; sizes are whole numbers: use "
+                                    "floor division //", got=got), diagnosed=True)
             if type(got) is not int:  # exact: an int subclass could fake the comparison
-                raise CaseFailed(f"returned {got!r}; expected an int")
+                raise CaseFailed(tr("returned {got!r}; expected an int", got=got))
             if got != expected:
-                raise CaseFailed(f"returned {got}, but nn.Conv2d gives {expected}")
+                raise CaseFailed(tr("returned {got}, but nn.Conv2d gives {expected}", got=got,
+                                    expected=expected))
         cases.append(Case(f"n={n}, kernel={k}, padding={p}, stride={s}, dilation={d}", run))
     return cases
 
@@ -234,19 +244,23 @@ def conv_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case
         def run(c_in=c_in, c_out=c_out, k=k, bias=bias) -> None:
             got = fn(c_in, c_out, k, bias=bias)
             if type(got) is not int:
-                raise CaseFailed(f"returned {got!r}; expected an int", diagnosed=True)
+                raise CaseFailed(tr("returned {got!r}; expected an int", got=got),
+                                 diagnosed=True)
             layer = nn.Conv2d(c_in, c_out, k, bias=bias)
             expected = sum(p.numel() for p in layer.parameters())
             if got == expected:
                 return
             if bias and got == expected - c_out:
-                raise CaseFailed(f"returned {got}, which leaves out the {c_out} biases (one per "
-                                 "output channel)", diagnosed=True)
+                raise CaseFailed(tr("returned {got}, which leaves out the {c_out} biases (one "
+                                    "per output channel)", got=got, c_out=c_out),
+                                 diagnosed=True)
             if got == k * k * c_out + (c_out if bias else 0):
-                raise CaseFailed(f"returned {got}: each kernel spans all {c_in} input channels, "
-                                 f"so it has {k}x{k}x{c_in} weights", diagnosed=True)
-            raise CaseFailed(f"returned {got!r}, but nn.Conv2d({c_in}, {c_out}, {k}, "
-                             f"bias={bias}) has {expected} parameters")
+                raise CaseFailed(tr("returned {got}: each kernel spans all {c_in} input "
+                                    "channels, so it has {k}x{k}x{c_in} weights", got=got,
+                                    c_in=c_in, k=k), diagnosed=True)
+            raise CaseFailed(tr("returned {got!r}, but nn.Conv2d({c_in}, {c_out}, {k}, "
+                                "bias={bias}) has {expected} parameters", got=got, c_in=c_in,
+                                c_out=c_out, k=k, bias=bias, expected=expected))
         cases.append(Case(f"Conv2d({c_in}, {c_out}, {k}, bias={bias})", run))
     return cases
 
@@ -268,30 +282,33 @@ def _as_kernel(value: object) -> torch.Tensor:
     """The exercise's return value: a float32 tensor of shape [k, k]. Anything else is
     refused with what to change (a [1, 1, k, k] tensor, a list, integers, float64...)."""
     if value is None:
-        raise CaseFailed("your function returned None (is the return statement missing?); "
-                         "return the kernel as a float32 tensor of shape [k, k]", diagnosed=True)
-    if isinstance(value, list | tuple):
-        raise CaseFailed(f"your function returned a Python {type(value).__name__}; return a "
-                         "tensor: wrap the rows in torch.tensor([[...], [...], [...]])",
+        raise CaseFailed(tr("your function returned None (is the return statement missing?); "
+                            "return the kernel as a float32 tensor of shape [k, k]"),
                          diagnosed=True)
-    kernel = as_tensor(value, "your kernel")
+    if isinstance(value, list | tuple):
+        raise CaseFailed(tr("your function returned a Python {type_name}; return a tensor: "
+                            "wrap the rows in torch.tensor([[...], [...], [...]])",
+                            type_name=type(value).__name__), diagnosed=True)
+    kernel = as_tensor(value, N_("your kernel"))
     shape = tuple(kernel.shape)
     if kernel.dim() > 2 and all(size == 1 for size in shape[:-2]):
-        raise CaseFailed(f"your kernel has shape {shape}; return only its height and width, "
-                         "a 2-D tensor of shape [k, k] such as [3, 3] (for example "
-                         "kernel.squeeze()): the checker and the cells below add the channel "
-                         "dimensions themselves", diagnosed=True)
+        raise CaseFailed(tr("your kernel has shape {shape}; return only its height and "
+                            "width, a 2-D tensor of shape [k, k] such as [3, 3] (for example "
+                            "kernel.squeeze()): the checker and the cells below add the channel "
+                            "dimensions themselves", shape=shape), diagnosed=True)
     if kernel.dim() != 2 or shape[0] != shape[1] or not kernel.numel():
-        raise CaseFailed(f"your kernel has shape {shape}; return a 2-D square tensor of shape "
-                         "[k, k] (as many rows as columns), such as [3, 3]", diagnosed=True)
+        raise CaseFailed(tr("your kernel has shape {shape}; return a 2-D square tensor of "
+                            "shape [k, k] (as many rows as columns), such as [3, 3]",
+                            shape=shape), diagnosed=True)
     if not kernel.is_floating_point():
-        raise CaseFailed(f"your kernel has dtype {kernel.dtype}; F.conv2d needs float32 "
-                         "numbers: write them with a decimal point, torch.tensor([[1.0, 0.0, "
-                         "-1.0], ...]), or add .float()", diagnosed=True)
+        raise CaseFailed(tr("your kernel has dtype {dtype}; F.conv2d needs float32 numbers: "
+                            "write them with a decimal point, torch.tensor([[1.0, 0.0, "
+                            "-1.0], ...]), or add .float()", dtype=kernel.dtype),
+                         diagnosed=True)
     if kernel.dtype != torch.float32:
-        raise CaseFailed(f"your kernel has dtype {kernel.dtype}, but the images it is applied "
-                         "to are float32, and F.conv2d refuses to mix the two: return float32 "
-                         "(add .float())", diagnosed=True)
+        raise CaseFailed(tr("your kernel has dtype {dtype}, but the images it is applied to "
+                            "are float32, and F.conv2d refuses to mix the two: return float32 "
+                            "(add .float())", dtype=kernel.dtype), diagnosed=True)
     return kernel
 
 
@@ -305,11 +322,11 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
         if "kernel" not in state:
             kernel = _as_kernel(fn())
             if kernel.shape[0] > _LARGEST_KERNEL:
-                raise CaseFailed(f"your kernel is {kernel.shape[0]}x{kernel.shape[0]}; an edge "
-                                 f"detector is small: use at most {_LARGEST_KERNEL}x"
-                                 f"{_LARGEST_KERNEL}", diagnosed=True)
+                raise CaseFailed(tr("your kernel is {size}x{size}; an edge detector is small: "
+                                    "use at most {largest}x{largest}", size=kernel.shape[0],
+                                    largest=_LARGEST_KERNEL), diagnosed=True)
             if not torch.isfinite(kernel).all():
-                raise CaseFailed("your kernel contains nan or inf; use finite numbers",
+                raise CaseFailed(tr("your kernel contains nan or inf; use finite numbers"),
                                  diagnosed=True)
             state["kernel"] = kernel.detach().cpu()
         return state["kernel"]
@@ -324,21 +341,22 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
     def responds_to_vertical() -> None:
         vertical, _, _ = images()
         if response(vertical).abs().max() < 1e-3:
-            raise CaseFailed("the kernel gives no response on an image with a vertical edge")
+            raise CaseFailed(tr("the kernel gives no response on an image with a vertical "
+                                "edge"))
 
     def silent_on_flat() -> None:
         _, _, flat = images()
         if response(flat).abs().max() > 1e-4:
-            raise CaseFailed("the kernel responds to a flat grey image; an edge detector's "
-                             "weights should sum to zero")
+            raise CaseFailed(tr("the kernel responds to a flat grey image; an edge detector's "
+                                "weights should sum to zero"))
 
     def silent_on_horizontal() -> None:
         vertical, horizontal, _ = images()
         strongest = response(vertical).abs().max()
         if response(horizontal).abs().max() > 0.1 * strongest:
-            raise CaseFailed("the kernel responds to a horizontal edge as strongly as to a "
-                             "vertical one; it should compare left with right, not top with "
-                             "bottom")
+            raise CaseFailed(tr("the kernel responds to a horizontal edge as strongly as to a "
+                                "vertical one; it should compare left with right, not top with "
+                                "bottom"))
 
     def is_a_kernel() -> None:
         get_kernel()
@@ -361,53 +379,56 @@ def vertical_edge_kernel_cases(fn: Callable[[], torch.Tensor], hidden: bool = Fa
     def responds_to_other_vertical() -> None:
         vertical, _ = other_images()
         if response(vertical).abs().max() < 1e-3:
-            raise CaseFailed("the kernel gives no response on a non-square image whose vertical "
-                             "edge goes from bright to dark")
+            raise CaseFailed(tr("the kernel gives no response on a non-square image whose "
+                                "vertical edge goes from bright to dark"))
 
     def silent_on_other_horizontal() -> None:
         vertical, horizontal = other_images()
         if response(horizontal).abs().max() > 0.1 * response(vertical).abs().max():
-            raise CaseFailed("the kernel responds to a horizontal edge on a non-square image as "
-                             "strongly as to a vertical one")
+            raise CaseFailed(tr("the kernel responds to a horizontal edge on a non-square image "
+                                "as strongly as to a vertical one"))
 
     def silent_on_other_flat() -> None:
         flat = torch.full((1, 1, 17, 2 * get_kernel().shape[0] + 5), flat_level)
         if response(flat).abs().max() > 1e-4:
-            raise CaseFailed(f"the kernel responds to a flat image at level {flat_level}; an "
-                             "edge detector's weights should sum to zero")
+            raise CaseFailed(tr("the kernel responds to a flat image at level {level}; an "
+                                "edge detector's weights should sum to zero", level=flat_level))
 
     hidden_cases = [
-        Case("a non-square image with a bright-to-dark vertical edge", responds_to_other_vertical),
-        Case("a non-square image with a horizontal edge", silent_on_other_horizontal),
-        Case(f"a flat non-square image at level {flat_level}", silent_on_other_flat),
+        Case(N_("a non-square image with a bright-to-dark vertical edge"),
+             responds_to_other_vertical),
+        Case(N_("a non-square image with a horizontal edge"), silent_on_other_horizontal),
+        Case(tr("a flat non-square image at level {level}", level=flat_level),
+             silent_on_other_flat),
     ]
-    return [Case("a float32 tensor of shape [k, k], finite numbers", is_a_kernel),
-            Case("an image with a vertical edge", responds_to_vertical),
-            Case("a flat grey image", silent_on_flat),
-            Case("an image with a horizontal edge", silent_on_horizontal)
+    return [Case(N_("a float32 tensor of shape [k, k], finite numbers"), is_a_kernel),
+            Case(N_("an image with a vertical edge"), responds_to_vertical),
+            Case(N_("a flat grey image"), silent_on_flat),
+            Case(N_("an image with a horizontal edge"), silent_on_horizontal)
             ] + (hidden_cases if hidden else [])
 
 
 EXERCISES = Exercises({
     "conv2d_loops": Exercise(
-        conv2d_cases, "all {n} cases match F.conv2d.",
-        "the output size is (n + 2p - k) // s + 1; each output value sums input * kernel over "
-        "all input channels and kernel positions."),
+        conv2d_cases, N_("all {n} cases match F.conv2d."),
+        N_("the output size is (n + 2p - k) // s + 1; each output value sums input * kernel "
+           "over all input channels and kernel positions.")),
     "conv2d_im2col": Exercise(
-        conv2d_im2col_cases, "all {n} cases pass: the outputs match F.conv2d, and nothing "
-        "loops over the images, channels or output positions.",
-        "F.unfold gives [N, C_in*kH*kW, L]; multiply by the weight reshaped to "
-        "[C_out, C_in*kH*kW], then reshape L into (H_out, W_out)."),
+        conv2d_im2col_cases, N_("all {n} cases pass: the outputs match F.conv2d, and nothing "
+                                "loops over the images, channels or output positions."),
+        N_("F.unfold gives [N, C_in*kH*kW, L]; multiply by the weight reshaped to "
+           "[C_out, C_in*kH*kW], then reshape L into (H_out, W_out).")),
     "conv_output_size": Exercise(
-        conv_output_size_cases, "all {n} cases agree with nn.Conv2d.",
-        "o = floor((n + 2p - d(k-1) - 1) / s) + 1; dilation d spreads the kernel over "
-        "d(k-1)+1 pixels."),
+        conv_output_size_cases, N_("all {n} cases agree with nn.Conv2d."),
+        N_("o = floor((n + 2p - d(k-1) - 1) / s) + 1; dilation d spreads the kernel over "
+           "d(k-1)+1 pixels.")),
     "conv_params": Exercise(
-        conv_params_cases, "all {n} layers agree with nn.Conv2d.",
-        "k*k*c_in weights per kernel, c_out kernels, one bias per kernel."),
+        conv_params_cases, N_("all {n} layers agree with nn.Conv2d."),
+        N_("k*k*c_in weights per kernel, c_out kernels, one bias per kernel.")),
     "vertical_edge_kernel": Exercise(
-        vertical_edge_kernel_cases, "responds to vertical edges only, and not to flat regions.",
-        "put positive weights in one column and negative weights in the opposite column."),
+        vertical_edge_kernel_cases,
+        N_("responds to vertical edges only, and not to flat regions."),
+        N_("put positive weights in one column and negative weights in the opposite column.")),
 })
 run_check = EXERCISES.run_check
 

@@ -31,6 +31,7 @@ from cnn_course.checks.core import (
     report,
 )
 from cnn_course.checks.pooling import call_with_specs
+from cnn_course.messages import N_, tr, translated
 from cnn_course.summary import model_summary
 
 # ---- reshapes that cannot work --------------------------------------------------------------
@@ -58,24 +59,27 @@ def reshape_failure(error: BaseException, expected: str, advice: str = "") -> Ca
         size = int(match.group(2))
         known = math.prod(v for v in target if v != -1)
         if -1 in target:
-            why = (f"the other sizes multiply to {known:,}, which does not divide {size:,}, so "
-                   "-1 cannot be filled in")
+            why = tr("the other sizes multiply to {known:,}, which does not divide {size:,}, so "
+                     "-1 cannot be filled in", known=known, size=size)
         else:
-            why = f"that shape holds {known:,} values"
-        problem = (f"your code could not reshape a tensor of {size:,} values to "
-                   f"{_shape_text(target)}{where}: {why}. A reshape or view keeps every value, "
-                   "so the sizes must multiply to the same number")
+            why = tr("that shape holds {known:,} values", known=known)
+        problem = tr("your code could not reshape a tensor of {size:,} values to "
+                     "{target}{where}: {why}. A reshape or view keeps every value, "
+                     "so the sizes must multiply to the same number",
+                     size=size, target=_shape_text(target), where=where, why=why)
     elif _UNFLATTEN.search(text):
-        problem = (f"your code could not unflatten a dimension{where}: {text}. The new sizes "
-                   "must multiply to the size of the dimension they replace")
+        problem = tr("your code could not unflatten a dimension{where}: {error}. The new sizes "
+                     "must multiply to the size of the dimension they replace",
+                     where=where, error=text)
     elif _NOT_CONTIGUOUS in text:
-        problem = (f"your code's view(...) failed{where}: after a transpose or permute the "
-                   "values are no longer stored in reading order, and view cannot move them; "
-                   "use reshape(...), which copies when it has to")
+        problem = tr("your code's view(...) failed{where}: after a transpose or permute the "
+                     "values are no longer stored in reading order, and view cannot move them; "
+                     "use reshape(...), which copies when it has to", where=where)
     else:
         return None
-    tail = f"; {advice}" if advice else ""
-    return CaseFailed(f"expected {expected}, but {problem}{tail}", diagnosed=True)
+    tail = tr("; {advice}", advice=advice) if advice else ""
+    return CaseFailed(tr("expected {expected}, but {problem}{tail}", expected=expected,
+                         problem=problem, tail=tail), diagnosed=True)
 
 
 def _call_reshaping(call: Callable[[], object], expected: str, advice: str = "") -> object:
@@ -93,24 +97,29 @@ def _call_reshaping(call: Callable[[], object], expected: str, advice: str = "")
 # ---- integers -------------------------------------------------------------------------------
 
 
-def _expect_int(got: object, what: str = "your function") -> int:
-    """Accept Python and 0-d tensor integers; explain floats and shapes."""
+def _expect_int(got: object, what: str = N_("your function")) -> int:
+    """Accept Python and 0-d tensor integers; explain floats and shapes. ``what`` names the
+    function in English (marked with ``N_``); it is shown translated."""
     if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
         return int(got.item())
+    what = translated(what)
     if isinstance(got, bool):
-        raise CaseFailed(f"{what} returned {got!r}, a bool; return the count as an int",
-                         diagnosed=True)
+        raise CaseFailed(tr("{what} returned {got!r}, a bool; return the count as an int",
+                            what=what, got=got), diagnosed=True)
     if isinstance(got, float):
         if got.is_integer():
-            raise CaseFailed(f"{what} returned {got!r}, a float; counts and sizes are whole "
-                             "numbers: use int arithmetic (// instead of /)", diagnosed=True)
-        raise CaseFailed(f"{what} returned {got!r}, which is not a whole number; sizes come "
-                         "from floor division //", diagnosed=True)
+            raise CaseFailed(tr("{what} returned {got!r}, a float; counts and sizes are whole "
+                                "numbers: use int arithmetic (// instead of /)",
+                                what=what, got=got), diagnosed=True)
+        raise CaseFailed(tr("{what} returned {got!r}, which is not a whole number; sizes come "
+                            "from floor division //", what=what, got=got), diagnosed=True)
     if isinstance(got, tuple | list | torch.Size):
-        raise CaseFailed(f"{what} returned {tuple(got)!r}, a shape; return the number of "
-                         "values, the product of its entries, as one int", diagnosed=True)
+        raise CaseFailed(tr("{what} returned {got!r}, a shape; return the number of "
+                            "values, the product of its entries, as one int",
+                            what=what, got=tuple(got)), diagnosed=True)
     if not isinstance(got, int):
-        raise CaseFailed(f"{what} returned {got!r} ({type(got).__name__}); expected an int")
+        raise CaseFailed(tr("{what} returned {got!r} ({type_name}); expected an int",
+                            what=what, got=got, type_name=type(got).__name__))
     return got
 
 
@@ -140,19 +149,24 @@ def linear_params_cases(fn: Callable[..., int], hidden: bool = False) -> list[Ca
             if got == expected:
                 return
             if bias and got == n_in * n_out:
-                raise CaseFailed(f"returned {got} = {n_in}x{n_out}, the weights only: add the "
-                                 f"{n_out} biases, one per output feature", diagnosed=True)
+                raise CaseFailed(tr("returned {got} = {n_in}x{n_out}, the weights only: add the "
+                                    "{n_out} biases, one per output feature",
+                                    got=got, n_in=n_in, n_out=n_out), diagnosed=True)
             if bias and got == n_in * n_out + n_in:
-                raise CaseFailed(f"returned {got}: there is one bias per OUTPUT feature "
-                                 f"({n_out}), not per input feature ({n_in})", diagnosed=True)
+                raise CaseFailed(tr("returned {got}: there is one bias per OUTPUT feature "
+                                    "({n_out}), not per input feature ({n_in})",
+                                    got=got, n_in=n_in, n_out=n_out), diagnosed=True)
             if not bias and got == n_in * n_out + n_out:
-                raise CaseFailed(f"returned {got}, but with bias=False the layer has no biases, "
-                                 f"only {n_in}x{n_out} weights", diagnosed=True)
+                raise CaseFailed(tr("returned {got}, but with bias=False the layer has no "
+                                    "biases, only {n_in}x{n_out} weights",
+                                    got=got, n_in=n_in, n_out=n_out), diagnosed=True)
             if got == (n_in + 1) * (n_out + 1):
-                raise CaseFailed(f"returned {got} = ({n_in}+1)x({n_out}+1); the weight matrix "
-                                 f"is {n_out}x{n_in}, plus {n_out} biases", diagnosed=True)
-            raise CaseFailed(f"returned {got}, but nn.Linear({n_in}, {n_out}, bias={bias}) has "
-                             f"{expected} parameters")
+                raise CaseFailed(tr("returned {got} = ({n_in}+1)x({n_out}+1); the weight matrix "
+                                    "is {n_out}x{n_in}, plus {n_out} biases",
+                                    got=got, n_in=n_in, n_out=n_out), diagnosed=True)
+            raise CaseFailed(tr("returned {got}, but nn.Linear({n_in}, {n_out}, bias={bias}) "
+                                "has {expected} parameters",
+                                got=got, n_in=n_in, n_out=n_out, bias=bias, expected=expected))
         cases.append(Case(f"Linear({n_in}, {n_out}, bias={bias})", run))
     return cases
 
@@ -183,26 +197,31 @@ def mlp_params_cases(fn: Callable[[list[int]], int], hidden: bool = False) -> li
             pairs = list(pairwise(sizes))
             weights = sum(a * b for a, b in pairs)
             if len(sizes) == 1:
-                raise CaseFailed(f"returned {got}, but a single size [{sizes[0]}] is only an "
-                                 "input: there is no Linear layer, so 0 parameters",
-                                 diagnosed=True)
+                raise CaseFailed(tr("returned {got}, but a single size [{size}] is only an "
+                                    "input: there is no Linear layer, so 0 parameters",
+                                    got=got, size=sizes[0]), diagnosed=True)
             if got == weights:
-                raise CaseFailed(f"returned {got}, the weights only: each Linear layer also "
-                                 "has one bias per output unit", diagnosed=True)
+                raise CaseFailed(tr("returned {got}, the weights only: each Linear layer also "
+                                    "has one bias per output unit", got=got), diagnosed=True)
             if got == weights + sum(sizes):
-                raise CaseFailed(f"returned {got}: that gives the {sizes[0]} inputs biases too; "
-                                 "biases belong to the layers, one per output unit, so the "
-                                 "input size adds none", diagnosed=True)
+                raise CaseFailed(tr("returned {got}: that gives the {inputs} inputs biases too; "
+                                    "biases belong to the layers, one per output unit, so the "
+                                    "input size adds none", got=got, inputs=sizes[0]),
+                                 diagnosed=True)
             if got == weights + sum(a for a, _ in pairs):
-                raise CaseFailed(f"returned {got}: a Linear layer has one bias per OUTPUT unit, "
-                                 "not per input unit", diagnosed=True)
+                raise CaseFailed(tr("returned {got}: a Linear layer has one bias per OUTPUT "
+                                    "unit, not per input unit", got=got), diagnosed=True)
             if got == math.prod(sizes) or got == math.prod(sizes) + sum(sizes[1:]):
-                raise CaseFailed(f"returned {got}: a network's count is the SUM over its Linear "
-                                 "layers, each joining two consecutive sizes", diagnosed=True)
+                raise CaseFailed(tr("returned {got}: a network's count is the SUM over its "
+                                    "Linear layers, each joining two consecutive sizes",
+                                    got=got), diagnosed=True)
             layers = ", ".join(f"Linear({a}, {b})" for a, b in pairs)
-            verb = "has" if len(pairs) == 1 else "together have"
-            raise CaseFailed(f"returned {got}, but {layers} {verb} {expected} parameters")
-        cases.append(Case(f"sizes {sizes}", run))
+            if len(pairs) == 1:
+                raise CaseFailed(tr("returned {got}, but {layers} has {expected} parameters",
+                                    got=got, layers=layers, expected=expected))
+            raise CaseFailed(tr("returned {got}, but {layers} together have {expected} "
+                                "parameters", got=got, layers=layers, expected=expected))
+        cases.append(Case(tr("sizes {sizes}", sizes=sizes), run))
     return cases
 
 
@@ -217,20 +236,20 @@ def _shape_after(input_shape: tuple[int, int, int], specs: Sequence[LayerSpec]
 
 # (description, input (C, H, W), layer specs: the format of cnn_course.arith)
 _FLATTEN_CONFIGS: list[tuple[str, tuple[int, int, int], list[LayerSpec]]] = [
-    ("the CIFAR-10 model", (3, 32, 32),
+    (N_("the CIFAR-10 model"), (3, 32, 32),
      [("conv", 32, 5, 1, 2), ("pool", 2, 2, 0), ("conv", 32, 5, 1, 2), ("pool", 2, 2, 0),
       ("conv", 64, 5, 1, 2), ("pool", 2, 2, 0)]),
-    ("LeNet-5 style, no padding", (1, 32, 32),
+    (N_("LeNet-5 style, no padding"), (1, 32, 32),
      [("conv", 6, 5, 1, 0), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
-    ("MNIST, padding 2 then none", (1, 28, 28),
+    (N_("MNIST, padding 2 then none"), (1, 28, 28),
      [("conv", 6, 5, 1, 2), ("pool", 2, 2, 0), ("conv", 16, 5, 1, 0), ("pool", 2, 2, 0)]),
-    ("no layers: Flatten on the input itself", (3, 8, 8), []),
-    ("non-square 40x24 input", (3, 40, 24), [("conv", 8, 3, 1, 1), ("pool", 2, 2, 0)]),
-    ("stride 2 that does not divide evenly", (1, 28, 28),
+    (N_("no layers: Flatten on the input itself"), (3, 8, 8), []),
+    (N_("non-square 40x24 input"), (3, 40, 24), [("conv", 8, 3, 1, 1), ("pool", 2, 2, 0)]),
+    (N_("stride 2 that does not divide evenly"), (1, 28, 28),
      [("conv", 4, 3, 2, 0), ("pool", 2, 2, 0)]),
-    ("overlapping pooling, AlexNet's first stage", (3, 227, 227),
+    (N_("overlapping pooling, AlexNet's first stage"), (3, 227, 227),
      [("conv", 96, 11, 4, 0), ("pool", 3, 2, 0)]),
-    ("padded pooling first, as in ResNet's stem", (1, 15, 15),
+    (N_("padded pooling first, as in ResNet's stem"), (1, 15, 15),
      [("pool", 3, 2, 1), ("conv", 5, 3, 1, 0)]),
 ]
 
@@ -286,24 +305,30 @@ def _diagnose_pooling(got: int, expected: int, real: str, input_shape: tuple[int
             continue
         spec = next(spec for spec in specs if spec[0] == "pool" and changed(spec) != spec)
         _, kernel, stride, _ = spec
-        pixels = f"{stride} pixel{'s' * (stride > 1)}"
-        raise CaseFailed(f"returned {got}: your code ignores the pooling stride. {spec!r} moves "
-                         f"its {kernel}x{kernel} window {pixels} at a time, so it maps a "
-                         f"size n to {_pool_rule(spec)}; the real layers output "
-                         f"{real} = {expected}", diagnosed=True)
+        pixels = tr("{stride} pixels", stride=stride) if stride > 1 \
+            else tr("{stride} pixel", stride=stride)
+        raise CaseFailed(tr("returned {got}: your code ignores the pooling stride. {spec!r} "
+                            "moves its {kernel}x{kernel} window {pixels} at a time, so it maps a "
+                            "size n to {rule}; the real layers output {real} = {expected}",
+                            got=got, spec=spec, kernel=kernel, pixels=pixels,
+                            rule=_pool_rule(spec), real=real, expected=expected),
+                         diagnosed=True)
     if got == _size_with_pools(input_shape, specs, lambda s: (*s[:3], 0)):
         spec = next(spec for spec in specs if spec[0] == "pool" and spec[3])
-        raise CaseFailed(f"returned {got}: your code leaves out the pooling padding. {spec!r} "
-                         f"adds {spec[3]} pixel(s) on every side before its window slides, as a "
-                         f"convolution's padding does, so it maps a size n to {_pool_rule(spec)}; "
-                         f"the real layers output {real} = {expected}", diagnosed=True)
+        raise CaseFailed(tr("returned {got}: your code leaves out the pooling padding. {spec!r} "
+                            "adds {padding} pixel(s) on every side before its window slides, as "
+                            "a convolution's padding does, so it maps a size n to {rule}; "
+                            "the real layers output {real} = {expected}",
+                            got=got, spec=spec, padding=spec[3], rule=_pool_rule(spec),
+                            real=real, expected=expected), diagnosed=True)
 
 
 def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Case]:
     configs = list(_FLATTEN_CONFIGS)
     if hidden:
         generator = torch.Generator().manual_seed(case_seed(43, hidden, "flatten_size"))
-        configs += [(f"random layers #{i}", *_random_specs(generator)) for i in range(12)]
+        configs += [(tr("random layers #{i}", i=i), *_random_specs(generator))
+                    for i in range(12)]
     cases = []
     for description, input_shape, specs in configs:
         def run(input_shape=input_shape, specs=specs) -> None:
@@ -317,8 +342,9 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
             expected = channels * math.prod(spatial)
             maps = _shape_text((1, channels, *spatial))
             if error is not None:
-                failure = reshape_failure(error, f"{expected} values per image (Flatten turns "
-                                                 f"{maps} into [1, {expected}])")
+                failure = reshape_failure(error, tr("{expected} values per image (Flatten turns "
+                                                    "{maps} into [1, {expected}])",
+                                                    expected=expected, maps=maps))
                 if failure is None:
                     raise error
                 raise failure from None
@@ -328,21 +354,28 @@ def flatten_size_cases(fn: Callable[..., int], hidden: bool = False) -> list[Cas
             real = " x ".join(map(str, (channels, *spatial)))
             _diagnose_pooling(got, expected, real, input_shape, specs)
             if got == math.prod(spatial) and channels > 1:
-                raise CaseFailed(f"returned {got} = {' x '.join(map(str, spatial))}, the size of "
-                                 f"one feature map; Flatten keeps all {channels} channels, so "
-                                 f"there are {real} = {expected} values", diagnosed=True)
-            if got == input_shape[0] * math.prod(spatial) and input_shape[0] != channels:
-                raise CaseFailed(f"returned {got}: you kept the input's {input_shape[0]} "
-                                 f"channel(s), but after a conv layer the channel count is its "
-                                 f"out_channels; the real output is {real} = {expected}",
+                raise CaseFailed(tr("returned {got} = {spatial}, the size of one feature map; "
+                                    "Flatten keeps all {channels} channels, so there are "
+                                    "{real} = {expected} values",
+                                    got=got, spatial=" x ".join(map(str, spatial)),
+                                    channels=channels, real=real, expected=expected),
                                  diagnosed=True)
+            if got == input_shape[0] * math.prod(spatial) and input_shape[0] != channels:
+                raise CaseFailed(tr("returned {got}: you kept the input's {channels} "
+                                    "channel(s), but after a conv layer the channel count is its "
+                                    "out_channels; the real output is {real} = {expected}",
+                                    got=got, channels=input_shape[0], real=real,
+                                    expected=expected), diagnosed=True)
             if got > expected and expected and got % expected == 0:
-                raise CaseFailed(f"returned {got} = {got // expected} x {expected}: in_features "
-                                 "counts the values of ONE image; leave the batch dimension "
-                                 "out", diagnosed=True)
-            raise CaseFailed(f"returned {got}, but the real layers output {real} = {expected} "
-                             "values per image")
-        cases.append(Case(f"{description}: input {input_shape}, layers {specs}", run))
+                raise CaseFailed(tr("returned {got} = {times} x {expected}: in_features "
+                                    "counts the values of ONE image; leave the batch dimension "
+                                    "out", got=got, times=got // expected, expected=expected),
+                                 diagnosed=True)
+            raise CaseFailed(tr("returned {got}, but the real layers output {real} = {expected} "
+                                "values per image", got=got, real=real, expected=expected))
+        cases.append(Case(tr("{description}: input {input_shape}, layers {specs}",
+                             description=translated(description), input_shape=input_shape,
+                             specs=specs), run))
     return cases
 
 
@@ -361,19 +394,19 @@ def _cifar_model() -> nn.Sequential:
 
 
 _TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = [
-    ("an MLP on plain vectors", lambda: nn.Sequential(nn.Linear(10, 5), nn.ReLU(),
+    (N_("an MLP on plain vectors"), lambda: nn.Sequential(nn.Linear(10, 5), nn.ReLU(),
                                                       nn.Linear(5, 1)), (10,)),
-    ("an MLP on MNIST", lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
+    (N_("an MLP on MNIST"), lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
                                               nn.Linear(128, 10)), (1, 28, 28)),
-    ("the CIFAR-10 model", _cifar_model, (3, 32, 32)),
-    ("a Linear layer on a 4-D tensor (Keras' Dense(133) example)", _keras_example,
+    (N_("the CIFAR-10 model"), _cifar_model, (3, 32, 32)),
+    (N_("a Linear layer on a 4-D tensor (Keras' Dense(133) example)"), _keras_example,
      (3, 224, 224)),
-    ("Linear on the width axis of feature maps", lambda: nn.Sequential(
+    (N_("Linear on the width axis of feature maps"), lambda: nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.Linear(26, 5)), (1, 28, 28)),
-    ("non-square input, stride 2, Linear without bias, Dropout", lambda: nn.Sequential(
+    (N_("non-square input, stride 2, Linear without bias, Dropout"), lambda: nn.Sequential(
         nn.Conv2d(2, 3, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(135, 7, bias=False),
         nn.Dropout(0.5)), (2, 12, 20)),
-    ("LeNet-5 style with average pooling and tanh", lambda: nn.Sequential(
+    (N_("LeNet-5 style with average pooling and tanh"), lambda: nn.Sequential(
         nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84),
         nn.Tanh(), nn.Linear(84, 10)), (1, 32, 32)),
@@ -387,39 +420,39 @@ def _frozen(module: nn.Module) -> nn.Module:
 
 
 _TABLE_MODELS += [
-    ("batch normalization: running mean and variance are buffers, not parameters",
+    (N_("batch normalization: running mean and variance are buffers, not parameters"),
      lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                            nn.Linear(4 * 8 * 8, 3)), (1, 10, 10)),
-    ("a frozen first layer (requires_grad=False) still has its parameters",
+    (N_("a frozen first layer (requires_grad=False) still has its parameters"),
      lambda: nn.Sequential(_frozen(nn.Conv2d(1, 6, 5)), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                            nn.Linear(6 * 6 * 6, 10)), (1, 16, 16)),
 ]
 
 _HIDDEN_TABLE_MODELS: list[tuple[str, Callable[[], nn.Sequential], tuple[int, ...]]] = [
-    ("frozen batch normalization after a strided conv", lambda: nn.Sequential(
+    (N_("frozen batch normalization after a strided conv"), lambda: nn.Sequential(
         nn.Conv2d(3, 6, 3, stride=2), _frozen(nn.BatchNorm2d(6)), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), _frozen(nn.Linear(6, 4)), nn.Linear(4, 2)),
      (3, 15, 13)),
-    ("a global-average-pooling head", lambda: nn.Sequential(
+    (N_("a global-average-pooling head"), lambda: nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(8, 4)), (3, 17, 23)),
-    ("Linear layers on a sequence of vectors", lambda: nn.Sequential(
+    (N_("Linear layers on a sequence of vectors"), lambda: nn.Sequential(
         nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)), (5, 6)),
-    ("stride 3 with padding", lambda: nn.Sequential(
+    (N_("stride 3 with padding"), lambda: nn.Sequential(
         nn.Conv2d(1, 5, 4, stride=3, padding=2), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(5 * 5 * 5, 3)), (1, 28, 29)),
 ]
 
-_RUN_BATCHED = ("run a batch of one image, torch.zeros(1, *input_shape): nn.Flatten keeps "
-                "dimension 0 as the batch, so an image WITHOUT a batch dimension gets flattened "
-                "along the wrong axes")
+_RUN_BATCHED = N_("run a batch of one image, torch.zeros(1, *input_shape): nn.Flatten keeps "
+                  "dimension 0 as the batch, so an image WITHOUT a batch dimension gets "
+                  "flattened along the wrong axes")
 
 
 # model_summary builds its rows with summary.LayerRow: refusing it refuses model_summary however
 # the learner imported it.
 _MODEL_SUMMARY = [(summary_module, "LayerRow")]
-_NO_MODEL_SUMMARY = ("your function used cnn_course.summary.model_summary; the exercise is to "
-                     "walk the layers yourself")
+_NO_MODEL_SUMMARY = N_("your function used cnn_course.summary.model_summary; the exercise is "
+                       "to walk the layers yourself")
 
 
 def _run_unbatched(model: nn.Sequential, input_shape: tuple[int, ...]
@@ -439,20 +472,21 @@ def _run_unbatched(model: nn.Sequential, input_shape: tuple[int, ...]
 
 def _as_row(row: object, index: int) -> tuple[object, tuple, object]:
     if not isinstance(row, tuple | list) or len(row) != 3:
-        raise CaseFailed(f"row {index} is {row!r}; each row should be a tuple "
-                         "(class name, output shape, parameter count)", diagnosed=True)
+        raise CaseFailed(tr("row {index} is {row!r}; each row should be a tuple "
+                            "(class name, output shape, parameter count)", index=index, row=row),
+                         diagnosed=True)
     kind, shape, params = row
     if not isinstance(shape, tuple | list | torch.Size) or not all(
             isinstance(v, int) for v in shape):
-        raise CaseFailed(f"row {index} has output shape {shape!r}; give a tuple of ints such as "
-                         "tuple(x.shape[1:])", diagnosed=True)
+        raise CaseFailed(tr("row {index} has output shape {shape!r}; give a tuple of ints such "
+                            "as tuple(x.shape[1:])", index=index, shape=shape), diagnosed=True)
     return kind, tuple(shape), params
 
 
 def _table_shapes_text(rows: Sequence[tuple[str, tuple[int, ...], int]]) -> str:
     """The output shapes the exercise expects, batch dimension included, for a message."""
     shapes = ", ".join(f"{kind} {_shape_text((1, *shape))}" for kind, shape, _ in rows)
-    return f"the layers' outputs {shapes}"
+    return tr("the layers' outputs {shapes}", shapes=shapes)
 
 
 def _diagnose_count(params: object, expected: int, layer: nn.Module, model: nn.Module,
@@ -464,22 +498,27 @@ def _diagnose_count(params: object, expected: int, layer: nn.Module, model: nn.M
     in_buffers = sum(b.numel() for b in buffers.values())
     if buffers and params in (expected + in_buffers, in_buffers):
         names = ", ".join(buffers)
-        raise CaseFailed(f"{where}: {params} counts the layer's buffers ({names}: "
-                         f"{in_buffers} values). Buffers are statistics the layer keeps, not "
-                         "parameters: nothing learns them, although state_dict() lists them. "
-                         f"Count layer.parameters() only: {expected}", diagnosed=True)
+        raise CaseFailed(tr("{where}: {params} counts the layer's buffers ({names}: "
+                            "{in_buffers} values). Buffers are statistics the layer keeps, not "
+                            "parameters: nothing learns them, although state_dict() lists "
+                            "them. Count layer.parameters() only: {expected}",
+                            where=where, params=params, names=names, in_buffers=in_buffers,
+                            expected=expected), diagnosed=True)
     if trainable != expected and params == trainable:
-        raise CaseFailed(f"{where}: {params} leaves out the frozen parameters "
-                         "(requires_grad=False). Frozen parameters are still parameters, "
-                         "training only leaves them alone: count every tensor in "
-                         f"layer.parameters(), {expected}", diagnosed=True)
+        raise CaseFailed(tr("{where}: {params} leaves out the frozen parameters "
+                            "(requires_grad=False). Frozen parameters are still parameters, "
+                            "training only leaves them alone: count every tensor in "
+                            "layer.parameters(), {expected}",
+                            where=where, params=params, expected=expected), diagnosed=True)
     if expected != weights_only and params == weights_only:
-        raise CaseFailed(f"{where}: {params} parameters counts the weights only; the bias adds "
-                         f"{expected - weights_only}", diagnosed=True)
+        raise CaseFailed(tr("{where}: {params} parameters counts the weights only; the bias "
+                            "adds {bias}", where=where, params=params,
+                            bias=expected - weights_only), diagnosed=True)
     total = sum(p.numel() for p in model.parameters())
     if total != expected and params == total:
-        raise CaseFailed(f"{where}: {params} is the whole model's count; count the parameters "
-                         "of this layer alone, layer.parameters()", diagnosed=True)
+        raise CaseFailed(tr("{where}: {params} is the whole model's count; count the parameters "
+                            "of this layer alone, layer.parameters()", where=where,
+                            params=params), diagnosed=True)
 
 
 def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Case]:
@@ -493,7 +532,7 @@ def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Cas
                 expected = [(r.kind, r.output_shape, r.params)
                             for r in model_summary(model, input_shape).rows]
                 unbatched, unbatched_error = _run_unbatched(model, input_shape)
-                with forbid(_MODEL_SUMMARY, _NO_MODEL_SUMMARY):
+                with forbid(_MODEL_SUMMARY, translated(_NO_MODEL_SUMMARY)):
                     try:
                         got = fn(model, tuple(input_shape))
                     except (NotImplementedError, CaseFailed):
@@ -504,65 +543,74 @@ def layer_table_cases(fn: Callable[..., list], hidden: bool = False) -> list[Cas
                             if failure is None:
                                 raise
                             raise failure from None
-                        raise CaseFailed(f"your code raised {type(error).__name__}: {error}. "
-                                         f"That is what happens without a batch dimension: "
-                                         f"{_RUN_BATCHED}", diagnosed=True) from None
+                        raise CaseFailed(tr("your code raised {error_type}: {error}. "
+                                            "That is what happens without a batch dimension: "
+                                            "{advice}", error_type=type(error).__name__,
+                                            error=error, advice=translated(_RUN_BATCHED)),
+                                         diagnosed=True) from None
             if not isinstance(got, list | tuple):
-                raise CaseFailed(f"returned a {type(got).__name__}; return a list with one "
-                                 "tuple per layer", diagnosed=True)
-            if len(got) != len(expected):
-                raise CaseFailed(f"your table has {len(got)} rows, but the model has "
-                                 f"{len(expected)} layers: one row per layer, in order",
+                raise CaseFailed(tr("returned a {type_name}; return a list with one "
+                                    "tuple per layer", type_name=type(got).__name__),
                                  diagnosed=True)
+            if len(got) != len(expected):
+                raise CaseFailed(tr("your table has {rows} rows, but the model has "
+                                    "{layers} layers: one row per layer, in order",
+                                    rows=len(got), layers=len(expected)), diagnosed=True)
             rows = [_as_row(row, i) for i, row in enumerate(got)]
             for i, ((kind, shape, params), (kind_e, shape_e, params_e), layer) in enumerate(
                     zip(rows, expected, model, strict=True)):
-                where = f"row {i} ({kind_e})"
+                where = tr("row {i} ({kind})", i=i, kind=kind_e)
                 if kind != kind_e:
-                    raise CaseFailed(f"{where}: the first entry is {kind!r}; give the layer's "
-                                     f"class name, type(layer).__name__, here {kind_e!r}",
-                                     diagnosed=True)
+                    raise CaseFailed(tr("{where}: the first entry is {got!r}; give the layer's "
+                                        "class name, type(layer).__name__, here {expected!r}",
+                                        where=where, got=kind, expected=kind_e), diagnosed=True)
                 if shape != shape_e:
                     batch_kept = shape == (1, *shape_e)
                     unbatched_run = unbatched is not None and shape in (unbatched[i],
                                                                         unbatched[i][1:])
                     if batch_kept and unbatched_run:
-                        raise CaseFailed(f"{where}: shape {shape}, expected {shape_e}. Either the "
-                                         "shapes still hold the batch dimension (leave it out), "
-                                         f"or the model ran on an image without one: "
-                                         f"{_RUN_BATCHED}", diagnosed=True)
+                        raise CaseFailed(tr("{where}: shape {got}, expected {expected}. Either "
+                                            "the shapes still hold the batch dimension (leave it "
+                                            "out), or the model ran on an image without one: "
+                                            "{advice}", where=where, got=shape, expected=shape_e,
+                                            advice=translated(_RUN_BATCHED)), diagnosed=True)
                     if batch_kept:
-                        raise CaseFailed(f"{where}: shape {shape} includes the batch dimension; "
-                                         f"leave it out: {shape_e}", diagnosed=True)
+                        raise CaseFailed(tr("{where}: shape {got} includes the batch dimension; "
+                                            "leave it out: {expected}", where=where, got=shape,
+                                            expected=shape_e), diagnosed=True)
                     if unbatched_run:
-                        raise CaseFailed(f"{where}: shape {shape}, expected {shape_e}: "
-                                         f"{_RUN_BATCHED}", diagnosed=True)
-                    raise CaseFailed(f"{where}: output shape {shape}, expected {shape_e}")
+                        raise CaseFailed(tr("{where}: shape {got}, expected {expected}: "
+                                            "{advice}", where=where, got=shape, expected=shape_e,
+                                            advice=translated(_RUN_BATCHED)), diagnosed=True)
+                    raise CaseFailed(tr("{where}: output shape {got}, expected {expected}",
+                                        where=where, got=shape, expected=shape_e))
                 if params != params_e:
                     _diagnose_count(params, params_e, layer, model, where)
-                    raise CaseFailed(f"{where}: {params!r} parameters, expected {params_e}")
-        cases.append(Case(f"{description}, input {input_shape}", run))
+                    raise CaseFailed(tr("{where}: {got!r} parameters, expected {expected}",
+                                        where=where, got=params, expected=params_e))
+        cases.append(Case(tr("{description}, input {input_shape}",
+                             description=translated(description), input_shape=input_shape), run))
     return cases
 
 
 # ---- Exercise 5: hand-made features ---------------------------------------------------------
 
 _INK_CONFIGS = [  # description, (N, H, W), grid
-    ("one 4x4 image, 2x2 grid", (1, 4, 4), 2),
-    ("three 28x28 digits, 4x4 grid", (3, 28, 28), 4),
-    ("28x28, 7x7 grid", (2, 28, 28), 7),
-    ("a 1x1 grid is the mean of the image", (2, 28, 28), 1),
-    ("non-square 12x8 images, 4x4 grid of 3x2 cells", (2, 12, 8), 4),
-    ("a 28x28 grid gives the pixels themselves", (1, 28, 28), 28),
+    (N_("one 4x4 image, 2x2 grid"), (1, 4, 4), 2),
+    (N_("three 28x28 digits, 4x4 grid"), (3, 28, 28), 4),
+    (N_("28x28, 7x7 grid"), (2, 28, 28), 7),
+    (N_("a 1x1 grid is the mean of the image"), (2, 28, 28), 1),
+    (N_("non-square 12x8 images, 4x4 grid of 3x2 cells"), (2, 12, 8), 4),
+    (N_("a 28x28 grid gives the pixels themselves"), (1, 28, 28), 28),
 ]
 
 
 # Shapes and grids that only the hidden cases use.
 _HIDDEN_INK_CONFIGS = [
-    ("five 30x20 images, 5x5 grid of 6x4 cells", (5, 30, 20), 5),
-    ("a 6x6 grid of 2x5 cells", (3, 12, 30), 6),
-    ("one 18x18 image, 3x3 grid", (1, 18, 18), 3),
-    ("a 2x2 grid of 9x9 cells", (4, 18, 18), 2),
+    (N_("five 30x20 images, 5x5 grid of 6x4 cells"), (5, 30, 20), 5),
+    (N_("a 6x6 grid of 2x5 cells"), (3, 12, 30), 6),
+    (N_("one 18x18 image, 3x3 grid"), (1, 18, 18), 3),
+    (N_("a 2x2 grid of 9x9 cells"), (4, 18, 18), 2),
 ]
 
 
@@ -573,8 +621,8 @@ def _pooled(images: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
 def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(case_seed(4, hidden, "ink_features"))
     cases = []
-    configs = list(_INK_CONFIGS) + [("blank paper gives 0 everywhere", (2, 8, 8), 4),
-                                    ("solid ink gives 1 everywhere", (2, 8, 8), 2)]
+    configs = list(_INK_CONFIGS) + [(N_("blank paper gives 0 everywhere"), (2, 8, 8), 4),
+                                    (N_("solid ink gives 1 everywhere"), (2, 8, 8), 2)]
     if hidden:
         configs += _HIDDEN_INK_CONFIGS
     for description, shape, grid in configs:
@@ -590,38 +638,42 @@ def ink_features_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) ->
             grid_map = _pooled(images, cell)                 # PyTorch's average pooling
             expected = grid_map.reshape(n, grid * grid)
             cells = _shape_text((n, grid, height // grid, grid, width // grid))
+            features = _shape_text((n, grid * grid))
             got = as_tensor(_call_reshaping(
                 lambda: fn(images.clone(), grid),
-                f"features {_shape_text((n, grid * grid))} from images "
-                f"{_shape_text((n, height, width))}",
-                f"split each axis into cells first, {cells}, average dimensions 2 and 4, "
-                f"then reshape the {n} x {grid} x {grid} means to {_shape_text((n, grid * grid))}"),
-                "the output")
+                tr("features {features} from images {images}", features=features,
+                   images=_shape_text((n, height, width))),
+                tr("split each axis into cells first, {cells}, average dimensions 2 and 4, "
+                   "then reshape the {n} x {grid} x {grid} means to {features}",
+                   cells=cells, n=n, grid=grid, features=features)),
+                N_("the output"))
             if tuple(got.shape) == (n, grid, grid):
-                raise CaseFailed(f"the output has shape {tuple(got.shape)}: flatten the grid "
-                                 f"into one row of {grid * grid} features per image",
-                                 diagnosed=True)
+                raise CaseFailed(tr("the output has shape {got}: flatten the grid "
+                                    "into one row of {count} features per image",
+                                    got=tuple(got.shape), count=grid * grid), diagnosed=True)
             cells_if_grid_were_cell_size = (height // grid) * (width // grid)
             if got.dim() == 2 and got.shape[0] == n and \
                     got.shape[1] == cells_if_grid_were_cell_size != grid * grid:
-                raise CaseFailed(f"the output has {got.shape[1]} features: `grid` is the "
-                                 "number of cells along each side, not the size of a cell",
-                                 diagnosed=True)
+                raise CaseFailed(tr("the output has {count} features: `grid` is the "
+                                    "number of cells along each side, not the size of a cell",
+                                    count=got.shape[1]), diagnosed=True)
             try:
-                expect_close(got, expected, "the features")
+                expect_close(got, expected, N_("the features"))
             except CaseFailed as failure:
                 got64 = got.detach().double()
                 if torch.allclose(got64, grid_map.transpose(1, 2).reshape(n, -1).double(),
                                   atol=1e-5):
-                    raise CaseFailed("the cells are in the wrong order: go row by row, so that "
-                                     "cell (r, c) is feature r * grid + c", diagnosed=True
-                                     ) from None
-                if torch.allclose(got64, expected.double() * cell[0] * cell[1], atol=1e-4):
-                    raise CaseFailed("you summed each cell; the share of ink is the MEAN over "
-                                     f"the cell's {cell[0] * cell[1]} pixels, between 0 and 1",
+                    raise CaseFailed(tr("the cells are in the wrong order: go row by row, so "
+                                        "that cell (r, c) is feature r * grid + c"),
                                      diagnosed=True) from None
+                if torch.allclose(got64, expected.double() * cell[0] * cell[1], atol=1e-4):
+                    raise CaseFailed(tr("you summed each cell; the share of ink is the MEAN over "
+                                        "the cell's {pixels} pixels, between 0 and 1",
+                                        pixels=cell[0] * cell[1]), diagnosed=True) from None
                 raise failure from None
-        cases.append(Case(f"{description} (images {tuple(shape)}, grid {grid})", run))
+        cases.append(Case(tr("{description} (images {shape}, grid {grid})",
+                             description=translated(description), shape=tuple(shape),
+                             grid=grid), run))
     return cases
 
 
@@ -643,58 +695,61 @@ def one_hot_cases(fn: Callable[..., torch.Tensor], hidden: bool = False) -> list
         def run(labels_list=labels_list, num_classes=num_classes) -> None:
             labels = torch.tensor(labels_list, dtype=torch.long)
             expected = F.one_hot(labels, num_classes).float()
-            got = as_tensor(fn(labels.clone(), num_classes), "the targets")
+            got = as_tensor(fn(labels.clone(), num_classes), N_("the targets"))
             n = len(labels)
             if tuple(got.shape) == (num_classes, n) and n != num_classes:
-                raise CaseFailed(f"the targets have shape {tuple(got.shape)}: one ROW per label, "
-                                 f"so [{n}, {num_classes}]", diagnosed=True)
+                raise CaseFailed(tr("the targets have shape {got}: one ROW per label, "
+                                    "so [{n}, {num_classes}]", got=tuple(got.shape), n=n,
+                                    num_classes=num_classes), diagnosed=True)
             if got.dim() == 2 and got.shape[0] == n and got.shape[1] != num_classes and n and \
                     got.shape[1] == int(labels.max()) + 1:
-                raise CaseFailed(f"the targets have {got.shape[1]} columns (the largest label "
-                                 f"+ 1); there must be num_classes = {num_classes} columns "
-                                 "whatever labels this batch holds", diagnosed=True)
+                raise CaseFailed(tr("the targets have {columns} columns (the largest label "
+                                    "+ 1); there must be num_classes = {num_classes} columns "
+                                    "whatever labels this batch holds", columns=got.shape[1],
+                                    num_classes=num_classes), diagnosed=True)
             if tuple(got.shape) == tuple(expected.shape) and not got.is_floating_point():
-                raise CaseFailed(f"the targets have dtype {got.dtype}; loss functions compare "
-                                 "them with probabilities, so return floats (.float())",
-                                 diagnosed=True)
+                raise CaseFailed(tr("the targets have dtype {dtype}; loss functions compare "
+                                    "them with probabilities, so return floats (.float())",
+                                    dtype=got.dtype), diagnosed=True)
             try:
-                expect_close(got, expected, "the targets")
+                expect_close(got, expected, N_("the targets"))
             except CaseFailed as failure:
                 for shift in (-1, 1):
                     moved = (labels + shift) % num_classes  # -1 wraps round, as indexing does
                     if torch.equal(got.detach().float(), F.one_hot(moved, num_classes).float()):
-                        raise CaseFailed(f"each 1 sits at position label {shift:+d}: class k "
-                                         "goes in column k (classes count from 0)",
-                                         diagnosed=True) from None
+                        raise CaseFailed(tr("each 1 sits at position label {shift:+d}: class "
+                                            "k goes in column k (classes count from 0)",
+                                            shift=shift), diagnosed=True) from None
                 raise failure from None
-        cases.append(Case(f"labels {labels_list}, num_classes {num_classes}", run))
+        cases.append(Case(tr("labels {labels}, num_classes {num_classes}", labels=labels_list,
+                             num_classes=num_classes), run))
     return cases
 
 
 EXERCISES = Exercises({
     "linear_params": Exercise(
-        linear_params_cases, "all {n} layers agree with nn.Linear.",
-        "a Linear(in, out) layer has an out x in weight matrix and one bias per output."),
+        linear_params_cases, N_("all {n} layers agree with nn.Linear."),
+        N_("a Linear(in, out) layer has an out x in weight matrix and one bias per output.")),
     "mlp_params": Exercise(
-        mlp_params_cases, "all {n} networks agree with a stack of nn.Linear layers.",
-        "add up linear_params(a, b) over consecutive pairs of sizes (a, b)."),
+        mlp_params_cases, N_("all {n} networks agree with a stack of nn.Linear layers."),
+        N_("add up linear_params(a, b) over consecutive pairs of sizes (a, b).")),
     "flatten_size": Exercise(
-        flatten_size_cases, "all {n} cases agree with the real layers.",
-        "track (C, H, W) layer by layer: a conv sets C to its out_channels, a pool keeps C, and "
-        "both map H and W by (n + 2p - k) // s + 1; the answer is C * H * W."),
+        flatten_size_cases, N_("all {n} cases agree with the real layers."),
+        N_("track (C, H, W) layer by layer: a conv sets C to its out_channels, a pool keeps C, "
+           "and both map H and W by (n + 2p - k) // s + 1; the answer is C * H * W.")),
     "layer_table": Exercise(
-        layer_table_cases, "all {n} models match the layers' real shapes and counts.",
-        "start from x = torch.zeros(1, *input_shape); for each layer, x = layer(x), then record "
-        "type(layer).__name__, tuple(x.shape[1:]) and the sum of p.numel() over "
-        "layer.parameters()."),
+        layer_table_cases, N_("all {n} models match the layers' real shapes and counts."),
+        N_("start from x = torch.zeros(1, *input_shape); for each layer, x = layer(x), then "
+           "record type(layer).__name__, tuple(x.shape[1:]) and the sum of p.numel() over "
+           "layer.parameters().")),
     "ink_features": Exercise(
-        ink_features_cases, "all {n} cases match PyTorch's average pooling.",
-        "reshape [N, H, W] to [N, grid, H // grid, grid, W // grid], take the mean over "
-        "dimensions 2 and 4, then reshape to [N, grid * grid]."),
+        ink_features_cases, N_("all {n} cases match PyTorch's average pooling."),
+        N_("reshape [N, H, W] to [N, grid, H // grid, grid, W // grid], take the mean over "
+           "dimensions 2 and 4, then reshape to [N, grid * grid].")),
     "one_hot": Exercise(
-        one_hot_cases, "all {n} cases match F.one_hot.",
-        "start from torch.zeros(len(labels), num_classes) and set a 1 in column labels[i] of "
-        "each row i."),
+        one_hot_cases, N_("all {n} cases match F.one_hot."),
+        N_("start from torch.zeros(len(labels), num_classes) and set a 1 in column labels[i] "
+           "of each row i.")),
 })
 run_check = EXERCISES.run_check
 

@@ -26,6 +26,7 @@ from cnn_course.checks.core import (
     observed,
     report,
 )
+from cnn_course.messages import ENGLISH, N_, tr, translated, using_language
 
 StepFn = Callable[..., object]
 _ATOL, _RTOL = 1e-6, 1e-5
@@ -45,6 +46,7 @@ class _Run:
     grad_scale: float = 1.0
     zero_grads: bool = False              # some gradient entries exactly zero at every step
     seed: int = 0
+    salt: str = ""                        # the English description, which seeds hidden cases
 
     def lr_at(self, step: int) -> float:
         return self.lrs[step - 1] if self.lrs else self.hyper["lr"]
@@ -105,8 +107,8 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 # torch.optim's own optimizers, refused while the learner's update runs
 _TORCH_OPTIMIZERS = [(torch.optim, name) for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")]
-_TORCH_OPTIM_REFUSED = ("your function used torch.optim's optimizer; the exercise is to write "
-                        "the update yourself")
+_TORCH_OPTIM_REFUSED = N_("your function used torch.optim's optimizer; the exercise is to "
+                             "write the update yourself")
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class _Spec:
 
 def _learner_step(fn: StepFn, run: _Run, step: int, params: list[torch.Tensor],
                   grads: list[list[torch.Tensor]], state: dict) -> None:
-    with forbid(_TORCH_OPTIMIZERS, _TORCH_OPTIM_REFUSED), torch.no_grad():
+    with forbid(_TORCH_OPTIMIZERS, translated(_TORCH_OPTIM_REFUSED)), torch.no_grad():
         fn(params, [g.clone() for g in grads[step - 1]], state,
            **dict(run.hyper, lr=run.lr_at(step)))
 
@@ -140,18 +142,18 @@ def _check_in_place(params: list[torch.Tensor], originals: list[torch.Tensor],
     # Object identity is not part of the state a grader replays: observe it as one unit.
     length, replaced = observed(lambda: _replaced(params, originals))
     if length != len(originals):
-        raise CaseFailed("your function changed the length of the params list; update the "
-                         "tensors in it, do not add or remove any", diagnosed=True)
+        raise CaseFailed(tr("your function changed the length of the params list; update the "
+                            "tensors in it, do not add or remove any"), diagnosed=True)
     if replaced >= 0:
-        raise CaseFailed(
-            f"your function replaced params[{replaced}] with a new tensor; a model keeps "
-            "its own tensors, so update them in place: p -= ... or p.mul_(...)",
+        raise CaseFailed(tr(
+            "your function replaced params[{index}] with a new tensor; a model keeps "
+            "its own tensors, so update them in place: p -= ... or p.mul_(...)", index=replaced),
             diagnosed=True)
     if all(torch.equal(p, b) for p, b in zip(params, before, strict=True)):
-        raise CaseFailed(
-            f"the parameters did not change at step {step}. Writing `p = p - lr * g` makes "
+        raise CaseFailed(tr(
+            "the parameters did not change at step {step}. Writing `p = p - lr * g` makes "
             "a new tensor and leaves the list untouched; update in place with "
-            "`p -= lr * g` (or `p.sub_(lr * g)`)", diagnosed=True)
+            "`p -= lr * g` (or `p.sub_(lr * g)`)", step=step), diagnosed=True)
 
 
 def _run_case(fn: StepFn, spec: _Spec, run: _Run, seed: int) -> None:
@@ -184,14 +186,15 @@ def _run_case(fn: StepFn, spec: _Spec, run: _Run, seed: int) -> None:
         trajectory = _variant_trajectory(variant, run, params0, grads, last)
         if all(_same(got, want) for got, want in zip(wrong_at, trajectory[first_wrong - 1:],
                                                      strict=True)):
-            raise CaseFailed(f"after step {first_wrong}: {explanation}", diagnosed=True)
+            raise CaseFailed(tr("after step {step}: {explanation}", step=first_wrong,
+                                explanation=translated(explanation)), diagnosed=True)
     for i, (got, want) in enumerate(zip(wrong_at[0], expected[first_wrong - 1], strict=True)):
-        expect_close(got, want, f"after step {first_wrong}, params[{i}]", atol=_ATOL,
-                     rtol=_RTOL)
+        expect_close(got, want, tr("after step {step}, params[{index}]", step=first_wrong,
+                                   index=i), atol=_ATOL, rtol=_RTOL)
 
 
 def _cases(fn: StepFn, spec: _Spec, runs: list[_Run], hidden: bool) -> list[Case]:
-    seeds = [case_seed(run.seed, hidden, f"{spec.torch_name}: {run.description}") for run in runs]
+    seeds = [case_seed(run.seed, hidden, f"{spec.torch_name}: {run.salt}") for run in runs]
     return [Case(run.description, lambda run=run, seed=seed: _run_case(fn, spec, run, seed))
             for run, seed in zip(runs, seeds, strict=True)]
 
@@ -322,118 +325,126 @@ def _adam_variant(*, correct_m: bool = True, correct_v: bool = True, eps_mode: s
     return step
 
 
-_LR_INSIDE = (
+_LR_INSIDE = N_(
     "you folded the learning rate into the velocity (v = μv + lr·g, then p -= v). At a "
     "constant learning rate that is the same update as PyTorch's (your v is lr times its "
     "buffer), which is why the constant-lr cases passed; here lr changes between steps, and "
     "your old velocity keeps the old learning rates. PyTorch keeps b = μb + g and multiplies "
     "by the current lr: p -= lr·b, so that a schedule takes effect at once")
-_STATE_FORGOTTEN = (
+_STATE_FORGOTTEN = N_(
     "your steps are plain SGD steps: the momentum buffer must survive between calls. Keep it "
     "in `state` (for example state[i] for params[i]) and start it at b = g on the first step")
 
+# Each explanation is an English text marked with N_, translated where a case shows it.
 SGD = _Spec("SGD", {
-    "weight_decay is ignored: add weight_decay * p to the gradient before anything else":
+    N_("weight_decay is ignored: add weight_decay * p to the gradient before anything else"):
         _sgd_variant(decay="none"),
-    "the weight decay is added after the momentum buffer; PyTorch adds it to the gradient "
-    "first (g ← g + λp), so that it also flows through the buffer": _sgd_variant(decay="after"),
+    N_("the weight decay is added after the momentum buffer; PyTorch adds it to the gradient "
+       "first (g ← g + λp), so that it also flows through the buffer"):
+        _sgd_variant(decay="after"),
     _STATE_FORGOTTEN: _sgd_variant(buffer="forgotten"),
     _LR_INSIDE: _sgd_variant(lr_inside=True),
-    "you averaged the gradient into the buffer, b = μb + (1−μ)g; that is PyTorch's "
-    "dampening=μ. The default (dampening=0) sums: b = μb + g": _sgd_variant(buffer="dampened"),
-    "nesterov=True was ignored: with Nesterov momentum the step is g + μb (b already "
-    "updated), not b": _sgd_variant(nesterov_mode="ignored"),
-    "for Nesterov, use the buffer after this step's update: b ← μb + g, then step along "
-    "g + μb": _sgd_variant(nesterov_mode="old_buffer"),
+    N_("you averaged the gradient into the buffer, b = μb + (1−μ)g; that is PyTorch's "
+       "dampening=μ. The default (dampening=0) sums: b = μb + g"):
+        _sgd_variant(buffer="dampened"),
+    N_("nesterov=True was ignored: with Nesterov momentum the step is g + μb (b already "
+       "updated), not b"): _sgd_variant(nesterov_mode="ignored"),
+    N_("for Nesterov, use the buffer after this step's update: b ← μb + g, then step along "
+       "g + μb"): _sgd_variant(nesterov_mode="old_buffer"),
 })
 
 ADAGRAD = _Spec("Adagrad", {
-    "the update divides by zero where the gradient has always been zero (0/0 gives NaN): "
-    "add eps to the denominator, after the square root: g / (sqrt(s) + eps)":
+    N_("the update divides by zero where the gradient has always been zero (0/0 gives NaN): "
+       "add eps to the denominator, after the square root: g / (sqrt(s) + eps)"):
         _adagrad_variant(eps_mode="none"),
-    "eps is inside the square root; PyTorch adds it after: g / (sqrt(s) + eps)":
+    N_("eps is inside the square root; PyTorch adds it after: g / (sqrt(s) + eps)"):
         _adagrad_variant(eps_mode="inside"),
-    "the sum of squared gradients must accumulate over all steps (s ← s + g², kept in "
-    "`state`); yours only holds the current step's g²": _adagrad_variant(accumulate=False),
-    "weight_decay is ignored: add weight_decay * p to the gradient first":
+    N_("the sum of squared gradients must accumulate over all steps (s ← s + g², kept in "
+       "`state`); yours only holds the current step's g²"): _adagrad_variant(accumulate=False),
+    N_("weight_decay is ignored: add weight_decay * p to the gradient first"):
         _adagrad_variant(decay=False),
 })
 
 RMSPROP = _Spec("RMSprop", {
-    "alpha and 1 − alpha are swapped: the running average keeps alpha of the old value and "
-    "adds (1 − alpha) of the new g²: v ← αv + (1−α)g²": _rmsprop_variant(swapped=True),
-    "eps is inside the square root (TensorFlow's choice); PyTorch adds it after: "
-    "g / (sqrt(v) + eps)": _rmsprop_variant(eps_mode="inside"),
-    "the update divides by zero where the gradient has always been zero (0/0 gives NaN): "
-    "add eps to the denominator, after the square root: g / (sqrt(v) + eps)":
+    N_("alpha and 1 − alpha are swapped: the running average keeps alpha of the old value "
+       "and adds (1 − alpha) of the new g²: v ← αv + (1−α)g²"): _rmsprop_variant(swapped=True),
+    N_("eps is inside the square root (TensorFlow's choice); PyTorch adds it after: "
+       "g / (sqrt(v) + eps)"): _rmsprop_variant(eps_mode="inside"),
+    N_("the update divides by zero where the gradient has always been zero (0/0 gives NaN): "
+       "add eps to the denominator, after the square root: g / (sqrt(v) + eps)"):
         _rmsprop_variant(eps_mode="none"),
-    "PyTorch's RMSprop has no bias correction: divide g by sqrt(v) + eps directly":
+    N_("PyTorch's RMSprop has no bias correction: divide g by sqrt(v) + eps directly"):
         _rmsprop_variant(corrected=True),
-    "the running average must survive between calls: keep v in `state`":
+    N_("the running average must survive between calls: keep v in `state`"):
         _rmsprop_variant(keep=False),
-    "weight_decay is ignored: add weight_decay * p to the gradient first":
+    N_("weight_decay is ignored: add weight_decay * p to the gradient first"):
         _rmsprop_variant(decay=False),
 })
 
-_NO_CORRECTION = (
+_NO_CORRECTION = N_(
     "the bias correction is missing. m and v start at 0, so after step 1 m = (1−β1)g and "
     "v = (1−β2)g²: the step is lr·(1−β1)/sqrt(1−β2) ≈ 3.2·lr instead of lr. Divide m by "
     "1 − β1^t and v by 1 − β2^t, with t the step count (1 at the first step)")
 
 
-_BETAS_SWAPPED = (
+_BETAS_SWAPPED = N_(
     "β1 and β2 are swapped: you used β2 for the first moment m and β1 for the second moment "
     "v. betas = (β1, β2): β1 (0.9 by default) averages the gradients, m ← β1·m + (1−β1)·g, "
     "and β2 (0.999) the squared gradients, v ← β2·v + (1−β2)·g²; the bias corrections "
     "divide m by 1 − β1^t and v by 1 − β2^t")
+_BETAS_SWAPPED_IN_AVERAGES = N_(  # _BETAS_SWAPPED, and a remark (one text, so one translation)
+    "β1 and β2 are swapped: you used β2 for the first moment m and β1 for the second moment "
+    "v. betas = (β1, β2): β1 (0.9 by default) averages the gradients, m ← β1·m + (1−β1)·g, "
+    "and β2 (0.999) the squared gradients, v ← β2·v + (1−β2)·g²; the bias corrections "
+    "divide m by 1 − β1^t and v by 1 − β2^t. (Your bias corrections already use the right "
+    "betas; only the moving averages have them swapped.)")
 
 
 def _adam_mistakes(decay: str) -> dict[str, StepFn]:
     """Mistakes in the Adam part of the update, with Adam's (l2) or AdamW's decay."""
     return {
         _NO_CORRECTION: _adam_variant(correct_m=False, correct_v=False, decay=decay),
-        "only v is bias-corrected: divide m by 1 − β1^t as well":
+        N_("only v is bias-corrected: divide m by 1 − β1^t as well"):
             _adam_variant(correct_m=False, decay=decay),
-        "only m is bias-corrected: divide v by 1 − β2^t as well":
+        N_("only m is bias-corrected: divide v by 1 − β2^t as well"):
             _adam_variant(correct_v=False, decay=decay),
-        "the step count must start at 1 on the first call: with t = 0, 1 − β^t = 0 and the "
-        "correction divides by zero": _adam_variant(t_mode="from_zero", decay=decay),
-        "your step count goes up once per parameter tensor; it must go up once per call, so "
-        "that every tensor uses the same t": _adam_variant(t_mode="per_tensor", decay=decay),
-        "your step count never advances: t must go up by one at every call (keep it in "
-        "`state`), so that the bias correction fades as 1 − β^t approaches 1":
+        N_("the step count must start at 1 on the first call: with t = 0, 1 − β^t = 0 and "
+           "the correction divides by zero"): _adam_variant(t_mode="from_zero", decay=decay),
+        N_("your step count goes up once per parameter tensor; it must go up once per call, "
+           "so that every tensor uses the same t"):
+            _adam_variant(t_mode="per_tensor", decay=decay),
+        N_("your step count never advances: t must go up by one at every call (keep it in "
+           "`state`), so that the bias correction fades as 1 − β^t approaches 1"):
             _adam_variant(t_mode="stuck", decay=decay),
-        "β and 1 − β are swapped: m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g²":
+        N_("β and 1 − β are swapped: m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g²"):
             _adam_variant(swapped=True, decay=decay),
         _BETAS_SWAPPED: _adam_variant(betas_mode="swapped", decay=decay),
-        _BETAS_SWAPPED + ". (Your bias corrections already use the right betas; only the "
-        "moving averages have them swapped.)": _adam_variant(betas_mode="swapped_moments",
-                                                            decay=decay),
-        "eps is inside the square root; PyTorch adds it after: m̂ / (sqrt(v̂) + eps)":
+        _BETAS_SWAPPED_IN_AVERAGES: _adam_variant(betas_mode="swapped_moments", decay=decay),
+        N_("eps is inside the square root; PyTorch adds it after: m̂ / (sqrt(v̂) + eps)"):
             _adam_variant(eps_mode="inside", decay=decay),
-        "eps is added to sqrt(v) before the bias correction (the Adam paper's 'efficient' "
-        "form); PyTorch adds it to sqrt(v̂): m̂ / (sqrt(v̂) + eps)":
+        N_("eps is added to sqrt(v) before the bias correction (the Adam paper's 'efficient' "
+           "form); PyTorch adds it to sqrt(v̂): m̂ / (sqrt(v̂) + eps)"):
             _adam_variant(eps_mode="uncorrected", decay=decay),
     }
 
 
 ADAM = _Spec("Adam", {
     **_adam_mistakes("l2"),
-    "weight_decay is ignored: Adam's weight decay is L2, g ← g + λp before the moments":
+    N_("weight_decay is ignored: Adam's weight decay is L2, g ← g + λp before the moments"):
         _adam_variant(decay="none"),
-    "you decayed the weights directly (p ← p(1 − lr·λ)); that is AdamW. torch.optim.Adam "
-    "adds λp to the gradient instead": _adam_variant(decay="decoupled"),
+    N_("you decayed the weights directly (p ← p(1 − lr·λ)); that is AdamW. torch.optim.Adam "
+       "adds λp to the gradient instead"): _adam_variant(decay="decoupled"),
 })
 
 ADAMW = _Spec("AdamW", {
-    "this is Adam with L2: the weight decay went into the gradient (and so into m and v). "
-    "AdamW decouples it: p ← p(1 − lr·λ), and the moments see the plain gradient":
+    N_("this is Adam with L2: the weight decay went into the gradient (and so into m and v). "
+       "AdamW decouples it: p ← p(1 − lr·λ), and the moments see the plain gradient"):
         _adam_variant(decay="l2"),
-    "you applied the decay twice, as L2 in the gradient and as p(1 − lr·λ); AdamW only "
-    "does the second": _adam_variant(decay="both"),
-    "the decay must be scaled by the learning rate: p ← p(1 − lr·λ), not p(1 − λ)":
+    N_("you applied the decay twice, as L2 in the gradient and as p(1 − lr·λ); AdamW only "
+       "does the second"): _adam_variant(decay="both"),
+    N_("the decay must be scaled by the learning rate: p ← p(1 − lr·λ), not p(1 − λ)"):
         _adam_variant(decay="decoupled", decay_scale="none"),
-    "weight_decay is ignored: multiply p by (1 − lr·λ) before the Adam step":
+    N_("weight_decay is ignored: multiply p by (1 − lr·λ) before the Adam step"):
         _adam_variant(decay="none"),
     **_adam_mistakes("decoupled"),
 })
@@ -445,87 +456,110 @@ _THREE_SHAPES = ((3,), (2, 4), (2, 3, 2, 2))
 
 SGD_DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0)
 SGD_RUNS = [
-    _Run("plain SGD", ((5,),), 3, dict(lr=0.1)),
-    _Run("weight decay without momentum", ((5,), (2, 2)), 3, dict(lr=0.1, weight_decay=0.2)),
-    _Run("momentum on three tensors of different shapes", _THREE_SHAPES, 5,
+    _Run(N_("plain SGD"), ((5,),), 3, dict(lr=0.1)),
+    _Run(N_("weight decay without momentum"), ((5,), (2, 2)), 3,
+         dict(lr=0.1, weight_decay=0.2)),
+    _Run(N_("momentum on three tensors of different shapes"), _THREE_SHAPES, 5,
          dict(lr=0.05, momentum=0.9)),
-    _Run("a scalar parameter (shape []) and momentum 0.5", ((), (4,)), 4,
+    _Run(N_("a scalar parameter (shape []) and momentum 0.5"), ((), (4,)), 4,
          dict(lr=0.1, momentum=0.5)),
-    _Run("momentum and weight decay", ((3, 4), (6,)), 5,
+    _Run(N_("momentum and weight decay"), ((3, 4), (6,)), 5,
          dict(lr=0.05, momentum=0.9, weight_decay=0.1)),
-    _Run("Nesterov momentum", _THREE_SHAPES, 5, dict(lr=0.05, momentum=0.9, nesterov=True)),
-    _Run("Nesterov momentum and weight decay", ((4, 3),), 5,
+    _Run(N_("Nesterov momentum"), _THREE_SHAPES, 5,
+         dict(lr=0.05, momentum=0.9, nesterov=True)),
+    _Run(N_("Nesterov momentum and weight decay"), ((4, 3),), 5,
          dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.05)),
-    _Run("momentum with a learning-rate schedule", ((3,), (2, 4)), 5,
+    _Run(N_("momentum with a learning-rate schedule"), ((3,), (2, 4)), 5,
          dict(lr=0.1, momentum=0.9), lrs=(0.1, 0.05, 0.2, 0.01, 0.1)),
-    _Run("Nesterov with a learning-rate schedule", ((6,),), 4,
+    _Run(N_("Nesterov with a learning-rate schedule"), ((6,),), 4,
          dict(lr=0.1, momentum=0.9, nesterov=True), lrs=(0.2, 0.1, 0.05, 0.1)),
 ]
 
 ADAGRAD_DEFAULTS = dict(eps=1e-10, weight_decay=0.0)
 ADAGRAD_RUNS = [
-    _Run("one tensor", ((5,),), 3, dict(lr=0.1)),
-    _Run("three tensors, some gradient entries always zero", _THREE_SHAPES, 5, dict(lr=0.1),
-         zero_grads=True),
-    _Run("weight decay", ((3, 4), (2,)), 4, dict(lr=0.1, weight_decay=0.1)),
-    _Run("a large eps with small gradients (where does eps go?)", ((4,), (2, 3)), 4,
+    _Run(N_("one tensor"), ((5,),), 3, dict(lr=0.1)),
+    _Run(N_("three tensors, some gradient entries always zero"), _THREE_SHAPES, 5,
+         dict(lr=0.1), zero_grads=True),
+    _Run(N_("weight decay"), ((3, 4), (2,)), 4, dict(lr=0.1, weight_decay=0.1)),
+    _Run(N_("a large eps with small gradients (where does eps go?)"), ((4,), (2, 3)), 4,
          dict(lr=0.1, eps=0.1), grad_scale=0.01),
 ]
 
 RMSPROP_DEFAULTS = dict(alpha=0.99, eps=1e-8, weight_decay=0.0)
 RMSPROP_RUNS = [
-    _Run("one tensor", ((5,),), 3, dict(lr=0.01)),
-    _Run("three tensors, alpha 0.9", _THREE_SHAPES, 6, dict(lr=0.01, alpha=0.9)),
-    _Run("some gradient entries always zero", ((3, 3),), 3, dict(lr=0.01), zero_grads=True),
-    _Run("weight decay", ((3, 4), (2,)), 4, dict(lr=0.01, weight_decay=0.1)),
-    _Run("a large eps with small gradients (where does eps go?)", ((4,), (2, 3)), 4,
+    _Run(N_("one tensor"), ((5,),), 3, dict(lr=0.01)),
+    _Run(N_("three tensors, alpha 0.9"), _THREE_SHAPES, 6, dict(lr=0.01, alpha=0.9)),
+    _Run(N_("some gradient entries always zero"), ((3, 3),), 3, dict(lr=0.01),
+         zero_grads=True),
+    _Run(N_("weight decay"), ((3, 4), (2,)), 4, dict(lr=0.01, weight_decay=0.1)),
+    _Run(N_("a large eps with small gradients (where does eps go?)"), ((4,), (2, 3)), 4,
          dict(lr=0.01, eps=0.1), grad_scale=0.01),
 ]
 
 ADAM_DEFAULTS = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 ADAM_RUNS = [
-    _Run("the first step, where bias correction shows most", ((5,),), 1, dict(lr=0.01)),
-    _Run("three tensors of different shapes", _THREE_SHAPES, 5, dict(lr=0.01)),
-    _Run("betas (0.8, 0.99)", ((4,), (2, 2)), 8, dict(lr=0.05, betas=(0.8, 0.99))),
-    _Run("L2 weight decay", ((3, 4), (2,)), 4, dict(lr=0.05, weight_decay=0.1)),
-    _Run("a large eps with small gradients (where does eps go?)", ((4,), (2, 3)), 4,
+    _Run(N_("the first step, where bias correction shows most"), ((5,),), 1, dict(lr=0.01)),
+    _Run(N_("three tensors of different shapes"), _THREE_SHAPES, 5, dict(lr=0.01)),
+    _Run(N_("betas (0.8, 0.99)"), ((4,), (2, 2)), 8, dict(lr=0.05, betas=(0.8, 0.99))),
+    _Run(N_("L2 weight decay"), ((3, 4), (2,)), 4, dict(lr=0.05, weight_decay=0.1)),
+    _Run(N_("a large eps with small gradients (where does eps go?)"), ((4,), (2, 3)), 4,
          dict(lr=0.05, eps=0.1), grad_scale=0.01),
 ]
 
 ADAMW_DEFAULTS = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 ADAMW_RUNS = [
-    _Run("default weight decay 0.01", ((5,),), 3, dict(lr=0.1)),
-    _Run("three tensors, weight decay 0.1", _THREE_SHAPES, 5, dict(lr=0.05, weight_decay=0.1)),
-    _Run("weight_decay=0, which is plain Adam", ((4,), (2, 2)), 3,
+    _Run(N_("default weight decay 0.01"), ((5,),), 3, dict(lr=0.1)),
+    _Run(N_("three tensors, weight decay 0.1"), _THREE_SHAPES, 5,
+         dict(lr=0.05, weight_decay=0.1)),
+    _Run(N_("weight_decay=0, which is plain Adam"), ((4,), (2, 2)), 3,
          dict(lr=0.05, weight_decay=0.0)),
-    _Run("a large weight decay 0.5", ((3, 2),), 4, dict(lr=0.1, weight_decay=0.5)),
-    _Run("betas (0.8, 0.99) and a large eps with small gradients", ((4,), (2, 3)), 4,
+    _Run(N_("a large weight decay 0.5"), ((3, 2),), 4, dict(lr=0.1, weight_decay=0.5)),
+    _Run(N_("betas (0.8, 0.99) and a large eps with small gradients"), ((4,), (2, 3)), 4,
          dict(lr=0.05, betas=(0.8, 0.99), eps=0.1), grad_scale=0.01),
 ]
 
 
 # Hidden runs with hyperparameter values, shapes and step counts that no visible case uses.
 SGD_HIDDEN_RUNS = [
-    _Run("Nesterov momentum 0.6 and a strong weight decay", ((5, 2), (1,)), 7,
+    _Run(N_("Nesterov momentum 0.6 and a strong weight decay"), ((5, 2), (1,)), 7,
          dict(lr=0.03, momentum=0.6, nesterov=True, weight_decay=0.3), seed=11),
-    _Run("momentum 0.95", ((2, 2, 3),), 6, dict(lr=0.02, momentum=0.95), seed=12),
+    _Run(N_("momentum 0.95"), ((2, 2, 3),), 6, dict(lr=0.02, momentum=0.95), seed=12),
 ]
 ADAGRAD_HIDDEN_RUNS = [
-    _Run("lr 0.3, eps 1e-3 and weight decay 0.05", ((2, 7),), 6,
+    _Run(N_("lr 0.3, eps 1e-3 and weight decay 0.05"), ((2, 7),), 6,
          dict(lr=0.3, eps=1e-3, weight_decay=0.05), seed=11),
 ]
 RMSPROP_HIDDEN_RUNS = [
-    _Run("alpha 0.75 and weight decay 0.2", ((6, 2), (3,)), 7,
+    _Run(N_("alpha 0.75 and weight decay 0.2"), ((6, 2), (3,)), 7,
          dict(lr=0.02, alpha=0.75, weight_decay=0.2), seed=11),
 ]
 ADAM_HIDDEN_RUNS = [
-    _Run("betas (0.5, 0.9) and weight decay 0.02", ((7,), (2, 3)), 9,
+    _Run(N_("betas (0.5, 0.9) and weight decay 0.02"), ((7,), (2, 3)), 9,
          dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.02), seed=11),
 ]
 ADAMW_HIDDEN_RUNS = [
-    _Run("betas (0.7, 0.95) and weight decay 0.25", ((3, 5),), 7,
+    _Run(N_("betas (0.7, 0.95) and weight decay 0.25"), ((3, 5),), 7,
          dict(lr=0.03, betas=(0.7, 0.95), weight_decay=0.25), seed=11),
 ]
+
+
+def _describe(run: _Run, longer: bool) -> str:
+    """The description of a case in the current language: the run's own (marked with ``N_``),
+    then its steps, shapes and the options it sets."""
+    description = translated(run.description)
+    if longer:
+        description = tr("{description}, longer", description=description)
+    lr_text = (tr("lr changing every step {lrs}", lrs=list(run.lrs)) if run.lrs
+               else f"lr={run.hyper['lr']}")
+    options = "".join(f", {k}={v}" for k, v in run.hyper.items() if k != "lr")
+    shapes = ", ".join(str(list(shape)) for shape in run.shapes)
+    if run.steps > 1:
+        return tr("{description} ({steps} steps on shapes {shapes}; {lr_text}{options})",
+                  description=description, steps=run.steps, shapes=shapes, lr_text=lr_text,
+                  options=options)
+    return tr("{description} ({steps} step on shapes {shapes}; {lr_text}{options})",
+              description=description, steps=run.steps, shapes=shapes, lr_text=lr_text,
+              options=options)
 
 
 def _with_defaults(runs: list[_Run], defaults: dict, hidden: bool,
@@ -533,22 +567,19 @@ def _with_defaults(runs: list[_Run], defaults: dict, hidden: bool,
     """Describe each run by the options it sets, then pass every hyperparameter explicitly
     (so that the learner's own defaults do not matter). Hidden cases add a longer run and
     ``hidden_runs``, with hyperparameters that no visible case uses."""
-    runs = list(runs)
+    described = [(run, False) for run in runs]
     if hidden:
         longest = max(runs, key=lambda run: len(run.hyper))
-        runs.append(_Run(f"{longest.description}, longer", longest.shapes + ((2, 5),), 12,
-                         longest.hyper, seed=7))
-        runs += hidden_runs
+        described.append((_Run(longest.description, longest.shapes + ((2, 5),), 12,
+                               longest.hyper, seed=7), True))
+        described += [(run, False) for run in hidden_runs]
     complete = []
-    for run in runs:
-        lr_text = (f"lr changing every step {list(run.lrs)}" if run.lrs
-                   else f"lr={run.hyper['lr']}")
-        options = "".join(f", {k}={v}" for k, v in run.hyper.items() if k != "lr")
-        shapes = ", ".join(str(list(shape)) for shape in run.shapes)
-        steps = f"{run.steps} step{'s' if run.steps > 1 else ''}"
-        description = f"{run.description} ({steps} on shapes {shapes}; {lr_text}{options})"
-        complete.append(_Run(description, run.shapes, run.steps, {**defaults, **run.hyper},
-                             run.lrs, run.grad_scale, run.zero_grads, run.seed))
+    for run, longer in described:
+        with using_language(ENGLISH):  # the hidden cases' inputs must not depend on the language
+            salt = _describe(run, longer)
+        complete.append(_Run(_describe(run, longer), run.shapes, run.steps,
+                             {**defaults, **run.hyper}, run.lrs, run.grad_scale,
+                             run.zero_grads, run.seed, salt))
     return complete
 
 
@@ -579,26 +610,27 @@ def adamw_step_cases(fn: StepFn, hidden: bool = False) -> list[Case]:
 
 EXERCISES = Exercises({
     "sgd_step": Exercise(
-        sgd_step_cases, "all {n} cases match torch.optim.SGD step for step.",
-        "for each tensor: g = g + weight_decay·p; with momentum, b = g at the first step and "
-        "b = momentum·b + g after it (keep b in state); step = g + momentum·b if nesterov else "
-        "b; then p -= lr·step."),
+        sgd_step_cases, N_("all {n} cases match torch.optim.SGD step for step."),
+        N_("for each tensor: g = g + weight_decay·p; with momentum, b = g at the first step "
+           "and b = momentum·b + g after it (keep b in state); step = g + momentum·b if "
+           "nesterov else b; then p -= lr·step.")),
     "adagrad_step": Exercise(
-        adagrad_step_cases, "all {n} cases match torch.optim.Adagrad step for step.",
-        "g = g + weight_decay·p; s = s + g² (s starts at 0 and lives in state); "
-        "p -= lr·g / (sqrt(s) + eps)."),
+        adagrad_step_cases, N_("all {n} cases match torch.optim.Adagrad step for step."),
+        N_("g = g + weight_decay·p; s = s + g² (s starts at 0 and lives in state); "
+           "p -= lr·g / (sqrt(s) + eps).")),
     "rmsprop_step": Exercise(
-        rmsprop_step_cases, "all {n} cases match torch.optim.RMSprop step for step.",
-        "g = g + weight_decay·p; v = alpha·v + (1 − alpha)·g² (v starts at 0); "
-        "p -= lr·g / (sqrt(v) + eps)."),
+        rmsprop_step_cases, N_("all {n} cases match torch.optim.RMSprop step for step."),
+        N_("g = g + weight_decay·p; v = alpha·v + (1 − alpha)·g² (v starts at 0); "
+           "p -= lr·g / (sqrt(v) + eps).")),
     "adam_step": Exercise(
-        adam_step_cases, "all {n} cases match torch.optim.Adam step for step.",
-        "t = t + 1 once per call; g = g + weight_decay·p; m = β1·m + (1−β1)·g; "
-        "v = β2·v + (1−β2)·g²; m̂ = m/(1−β1^t); v̂ = v/(1−β2^t); p -= lr·m̂/(sqrt(v̂) + eps)."),
+        adam_step_cases, N_("all {n} cases match torch.optim.Adam step for step."),
+        N_("t = t + 1 once per call; g = g + weight_decay·p; m = β1·m + (1−β1)·g; "
+           "v = β2·v + (1−β2)·g²; m̂ = m/(1−β1^t); v̂ = v/(1−β2^t); "
+           "p -= lr·m̂/(sqrt(v̂) + eps).")),
     "adamw_step": Exercise(
-        adamw_step_cases, "all {n} cases match torch.optim.AdamW step for step.",
-        "first p = p·(1 − lr·weight_decay); then Adam's step with the plain gradient "
-        "(no weight decay in g)."),
+        adamw_step_cases, N_("all {n} cases match torch.optim.AdamW step for step."),
+        N_("first p = p·(1 − lr·weight_decay); then Adam's step with the plain gradient "
+           "(no weight decay in g).")),
 })
 run_check = EXERCISES.run_check
 

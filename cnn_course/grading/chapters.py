@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from cnn_course.messages import tr
 from cnn_course.tools.authoring import learner_version
 from cnn_course.tools.notebook_format import BEGIN, CHECK_TAG
 
@@ -180,8 +181,9 @@ def _read_chapter(path: Path) -> Chapter:
             if target is None:
                 continue
             if len(call.args) != 1 or call.keywords:
-                warnings.append(f"{path.name}: a check call in code cell {index} does not "
-                                "have the form check_<name>(<answer>); it is not graded")
+                warnings.append(tr("{file}: a check call in code cell {index} does not have "
+                                   "the form check_<name>(<answer>); it is not graded",
+                                   file=path.name, index=index))
                 continue
             module, function = target
             expression = ast.get_source_segment(cell.source, call.args[0]) or ""
@@ -190,12 +192,13 @@ def _read_chapter(path: Path) -> Chapter:
                 exercises.append(spec)
             found = True
         if not found:
-            warnings.append(f"{path.name}: check cell (code cell {index}) calls no "
-                            f"cnn_course.checks function; it is not graded")
+            warnings.append(tr("{file}: check cell (code cell {index}) calls no "
+                               "cnn_course.checks function; it is not graded", file=path.name,
+                               index=index))
         elif not _only_calls(tree):
-            warnings.append(f"{path.name}: check cell (code cell {index}) does more than call "
-                            "checkers; the grader skips check cells, so move the rest to "
-                            "another cell")
+            warnings.append(tr("{file}: check cell (code cell {index}) does more than call "
+                               "checkers; the grader skips check cells, so move the rest to "
+                               "another cell", file=path.name, index=index))
     learner = learner_version(notebook, path.name)
     fingerprint = frozenset(normalize(cell.source) for cell in learner.cells
                             if cell.source.strip())
@@ -211,8 +214,8 @@ def discover_chapters(solutions: Path) -> list[Chapter]:
     """
     paths = sorted(Path(solutions).glob("*.ipynb"))
     if not paths:
-        raise ChapterError(f"no solution notebooks (*.ipynb) in {solutions}; pass --solutions "
-                           "with the course's solutions/ folder")
+        raise ChapterError(tr("no solution notebooks (*.ipynb) in {folder}; pass --solutions "
+                              "with the course's solutions/ folder", folder=solutions))
     chapters = [read_chapter(path) for path in paths]
     counts: dict[str, int] = {}
     for chapter in chapters:
@@ -234,7 +237,8 @@ def find_chapter(chapters: list[Chapter], wanted: str) -> Chapter:
             if number.isdigit() and int(number) == int(wanted):
                 return chapter
     names = ", ".join(c.id for c in chapters)
-    raise ChapterError(f"no chapter {wanted!r}; the chapters are: {names}")
+    raise ChapterError(tr("no chapter {wanted!r}; the chapters are: {names}", wanted=wanted,
+                          names=names))
 
 
 def similarity(chapter: Chapter, sources: list[str], defined: set[str]) -> float:

@@ -39,6 +39,7 @@ from cnn_course.grading.notebook import Cell, Unreadable, read_cells
 from cnn_course.grading.protocol import Budget
 from cnn_course.grading.results import CaseSetResult, ExerciseResult, SubmissionResult
 from cnn_course.grading.runner import Attempt, Limits, run_attempt
+from cnn_course.messages import tr
 from cnn_course.tools.notebook_format import CHECK_TAG
 
 PACKAGE_DIR = Path(cnn_course.__file__).resolve().parent
@@ -72,7 +73,7 @@ def _size(n: int) -> str:
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
             return f"{n / (1 << shift):.3g} {unit}"
-    return f"{n} bytes"
+    return tr("{count} bytes", count=n)
 
 
 def _ranges(indices: list[int]) -> str:
@@ -94,7 +95,8 @@ def read_submission(path: Path) -> Submission:
     except Unreadable as error:
         return Submission(Path(path), unreadable=str(error))
     except OSError as error:
-        return Submission(Path(path), unreadable=f"could not be read: {error.strerror}")
+        return Submission(Path(path), unreadable=tr("could not be read: {error}",
+                                                    error=error.strerror))
 
 
 class Grader:
@@ -129,7 +131,8 @@ class Grader:
             self._grade(submission, result)
         except Exception as error:  # noqa: BLE001 - a grader bug must not stop the others
             result.status = "error"
-            result.fatal = f"grader error: {type(error).__name__}: {error}"
+            result.fatal = tr("grader error: {error_type}: {error}",
+                              error_type=type(error).__name__, error=error)
         result.seconds = time.monotonic() - start
         return result
 
@@ -153,15 +156,16 @@ class Grader:
         if self.expected is None:
             if best is None:
                 result.status = "unrecognised"
-                result.fatal = ("none of its cells or exercise functions belong to a chapter "
-                                "of the course")
+                result.fatal = tr("none of its cells or exercise functions belong to a "
+                                  "chapter of the course")
             return best
         if best is not None and best.id != self.expected.id:
             defined = set().union(*(defined_names(s) for s in sources))
             if score > similarity(self.expected, sources, defined):
                 result.status = "wrong chapter"
-                result.fatal = (f"this is the notebook of {best.id} ({best.title}), not of "
-                                f"{self.expected.id}")
+                result.fatal = tr("this is the notebook of {chapter} ({title}), not of "
+                                  "{expected}", chapter=best.id, title=best.title,
+                                  expected=self.expected.id)
                 return None
         return self.expected
 
@@ -213,8 +217,8 @@ class Grader:
         for _ in range(self.options.max_attempts):
             left = deadline - time.monotonic()
             if left <= 0:
-                result.problems.append(f"the notebook's time limit of "
-                                       f"{limits.notebook_timeout:g} s passed")
+                result.problems.append(tr("the notebook's time limit of {seconds:g} s passed",
+                                          seconds=limits.notebook_timeout))
                 break
             job = self._job([{"index": c.index, "source": c.source}
                              for c in runnable if c.index not in stopped],
@@ -238,16 +242,20 @@ class Grader:
             if kind == "cell" and isinstance(where, int) and where not in stopped:
                 stopped[where] = last.why
             elif kind == "check" and isinstance(where, str):
-                problems[where] = {"problem": f"its check {last.why}"}
+                problems[where] = {"problem": tr("its check {why}", why=last.why)}
                 pending = [e for e in pending if e.key != where]
             else:
-                what = "while starting" if kind == "startup" else "between two steps"
-                result.problems.append(f"the sandbox {last.why} {what}: {_tail(last.output)}")
+                if kind == "startup":
+                    result.problems.append(tr("the sandbox {why} while starting: {output}",
+                                              why=last.why, output=_tail(last.output)))
+                else:
+                    result.problems.append(tr("the sandbox {why} between two steps: {output}",
+                                              why=last.why, output=_tail(last.output)))
                 break
         self._cell_reports(cells, cell_ends, stopped, not_run, result)
         if output_bytes > limits.max_output:
-            result.notes.append(f"printed {_size(output_bytes)} of output; only the first "
-                                f"{_size(limits.max_output)} was kept")
+            result.notes.append(tr("printed {size} of output; only the first {kept} was kept",
+                                   size=_size(output_bytes), kept=_size(limits.max_output)))
         result.log = last.output if last else b""
         result.peak_memory = {"resident": peak_memory, "processes": peak_processes}
         budget = Budget(max_bytes=limits.max_message)
@@ -262,28 +270,32 @@ class Grader:
         memory = self.options.limits.memory_limit
         for index in sorted(set(ends) | set(stopped)):
             if index in stopped:
-                result.problems.append(f"cell {index} {stopped[index]}; graded again without "
-                                       "that cell")
+                result.problems.append(tr("cell {index} {why}; graded again without that cell",
+                                          index=index, why=stopped[index]))
                 continue
             end = ends[index]
             status, error = end.get("status"), end.get("error")
             if status == "timeout":
-                result.problems.append(f"cell {index} did not finish within "
-                                       f"{self.options.limits.cell_timeout:g} s and was "
-                                       "stopped")
+                result.problems.append(tr("cell {index} did not finish within {seconds:g} s "
+                                          "and was stopped", index=index,
+                                          seconds=self.options.limits.cell_timeout))
             elif status == "memory":
-                limit = f" (limit {_size(memory)})" if memory else ""
+                limit = tr(" (limit {size})", size=_size(memory)) if memory else ""
                 asked = re.search(r"tried to allocate (\d+) bytes", error or "")
-                error = f"it asked for {_size(int(asked[1]))} more" if asked else error
-                result.problems.append(f"cell {index} ran out of memory{limit}: {error}")
+                error = tr("it asked for {size} more", size=_size(int(asked[1]))) \
+                    if asked else error
+                result.problems.append(tr("cell {index} ran out of memory{limit}: {error}",
+                                          index=index, limit=limit, error=error))
             elif status == "error" and EXPECTED_ERROR_TAG not in tags.get(index, ()):
-                result.notes.append(f"cell {index} raised {error}")
+                result.notes.append(tr("cell {index} raised {error}", index=index,
+                                       error=error))
         if not_run:
             limit = self.options.limits.notebook_timeout
-            result.problems.append(f"cells {_ranges(not_run)} were not run: the notebook "
-                                   f"passed the {limit * (1 - CHECK_SHARE):g} s its cells may "
-                                   f"take ({1 - CHECK_SHARE:.0%} of its {limit:g} s time "
-                                   "limit)")
+            result.problems.append(tr("cells {cells} were not run: the notebook passed the "
+                                      "{seconds:g} s its cells may take ({share:.0%} of its "
+                                      "{limit:g} s time limit)", cells=_ranges(not_run),
+                                      seconds=limit * (1 - CHECK_SHARE),
+                                      share=1 - CHECK_SHARE, limit=limit))
 
     def _exercise_result(self, exercise: ExerciseSpec, problem: dict | None,
                          observations: dict, budget: Budget, cells: list[Cell],
@@ -307,7 +319,7 @@ class Grader:
                 break
         if not verdicts:
             return ExerciseResult(exercise.module, exercise.name,
-                                  problem="not checked: the sandbox stopped first")
+                                  problem=tr("not checked: the sandbox stopped first"))
         return ExerciseResult(exercise.module, exercise.name, verdicts.get(False),
                               verdicts.get(True))
 
@@ -353,22 +365,27 @@ def _why_undefined(exercise: ExerciseSpec, cells: list[Cell], ends: dict[int, di
     names = set(exercise.names)
     defining = [c for c in cells if c.is_code and names & defined_names(c.source)]
     if not defining:
-        return " (no cell defines it: was the cell deleted?)"
+        return tr(" (no cell defines it: was the cell deleted?)")
     cell = defining[-1]
     if CHECK_TAG in cell.tags:
-        return f" (it is defined in cell {cell.index}, which is tagged '{CHECK_TAG}' and not run)"
+        return tr(" (it is defined in cell {index}, which is tagged '{tag}' and not run)",
+                  index=cell.index, tag=CHECK_TAG)
     if cell.index in stopped:
-        return f" (cell {cell.index}, which defines it, was not run: it {stopped[cell.index]})"
+        return tr(" (cell {index}, which defines it, was not run: it {why})", index=cell.index,
+                  why=stopped[cell.index])
     if cell.index not in ends:
-        return f" (cell {cell.index}, which defines it, was not run: time limit)"
+        return tr(" (cell {index}, which defines it, was not run: time limit)",
+                  index=cell.index)
     end = ends.get(cell.index, {})
     if end.get("status") == "timeout":
-        return f" (cell {cell.index}, which defines it, ran past its time limit)"
+        return tr(" (cell {index}, which defines it, ran past its time limit)",
+                  index=cell.index)
     if end.get("error"):
-        return f" (cell {cell.index}, which defines it, raised {end['error']})"
+        return tr(" (cell {index}, which defines it, raised {error})", index=cell.index,
+                  error=end["error"])
     return ""
 
 
 def _tail(output: bytes, limit: int = 200) -> str:
     text = " ".join(output.decode("utf-8", "replace").split())
-    return ("…" + text[-limit:]) if len(text) > limit else (text or "no output")
+    return ("…" + text[-limit:]) if len(text) > limit else (text or tr("no output"))

@@ -20,6 +20,7 @@ import torch
 from cnn_course.checks import core
 from cnn_course.grading.protocol import BadObservation, Budget
 from cnn_course.grading.recording import Replayer
+from cnn_course.messages import tr
 
 _lock = threading.Lock()
 
@@ -45,28 +46,30 @@ def judge(module: str, name: str, observation: dict, seed: int, budget: Budget,
     method = observation.get("method")
     method = method[:300] if isinstance(method, str) and method else None
     if observation.get("problem"):
-        return Verdict(False, f"could not be judged: {str(observation['problem'])[:300]}")
+        return Verdict(False, tr("could not be judged: {problem}",
+                                 problem=str(observation["problem"])[:300]))
     try:
         replayer = Replayer(observation.get("records"), budget)
     except BadObservation as error:
-        return Verdict(False, f"could not be judged: {error}")
+        return Verdict(False, tr("could not be judged: {problem}", problem=error))
     checker = importlib.import_module(f"cnn_course.checks.{module}")
     with _lock, core.hidden_seed(seed), core.observing(replayer), \
             _clean_torch(threads):
         try:
             result = checker.run_check(name, replayer.function, hidden)
         except BadObservation as error:
-            return Verdict(False, f"the sandbox's observations are not valid: {error}")
+            return Verdict(False, tr("the sandbox's observations are not valid: {error}",
+                                     error=error))
         except Exception as error:  # noqa: BLE001 - odd data must not stop the other grades
-            return Verdict(False, f"could not be judged: {type(error).__name__}: "
-                           f"{str(error)[:200]}")
+            return Verdict(False, tr("could not be judged: {error_type}: {error}",
+                                     error_type=type(error).__name__, error=str(error)[:200]))
     message = result.message
     if not result.passed and observation.get("timed_out") and replayer.used >= len(
             replayer.records):
-        message = ("did not finish within the check's time limit" if time_limit is None
-                   else f"did not finish within {time_limit:g} s")
+        message = (tr("did not finish within the check's time limit") if time_limit is None
+                   else tr("did not finish within {seconds:g} s", seconds=time_limit))
     if result.passed and method:
-        return Verdict(False, f"method check: {method}", method)
+        return Verdict(False, tr("method check: {method}", method=method), method)
     return Verdict(result.passed, message, message if result.method else None)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from cnn_course.grading.chapters import Chapter, ExerciseSpec
 from cnn_course.grading.report import (
     NO_SANDBOX_WARNING,
+    apply_language_option,
     format_table,
     output_problems,
     write_csv,
@@ -39,6 +40,7 @@ from cnn_course.grading.results import (
     SubmissionResult,
 )
 from cnn_course.grading.safe_text import clean
+from cnn_course.messages import ENGLISH, LANGUAGES, N_, tr, translated
 
 MAX_REPORT_BYTES = 256 << 20
 _META_DEPTH = 6
@@ -75,9 +77,11 @@ def read_report(path: Path) -> Report:
     try:
         data = json.loads(_read(Path(path)).decode("utf-8"))
     except (ValueError, RecursionError) as error:
-        raise MergeError(f"{name}: not a JSON report: {clean(error, 200)}") from None
+        raise MergeError(tr("{name}: not a JSON report: {error}", name=name,
+                            error=clean(error, 200))) from None
     except OSError as error:
-        raise MergeError(f"{name}: cannot be read: {clean(error.strerror or error)}") from None
+        raise MergeError(tr("{name}: cannot be read: {error}", name=name,
+                            error=clean(error.strerror or error))) from None
     try:
         return _report(name, data)
     except ResultFormatError as error:
@@ -91,21 +95,21 @@ def _read(path: Path) -> bytes:
     with open(descriptor, "rb") as file:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
+            raise ValueError(tr("not a regular file"))
         data = file.read(MAX_REPORT_BYTES + 1)
     if len(data) > MAX_REPORT_BYTES:
-        raise ValueError(f"larger than {MAX_REPORT_BYTES >> 20} MiB")
+        raise ValueError(tr("larger than {size} MiB", size=MAX_REPORT_BYTES >> 20))
     return data
 
 
 def _report(name: str, data: object) -> Report:
     if not isinstance(data, dict):
-        raise ResultFormatError("expected a JSON object with chapters and submissions")
+        raise ResultFormatError(tr("expected a JSON object with chapters and submissions"))
     chapters, submissions = data.get("chapters"), data.get("submissions")
     if not isinstance(chapters, list) or not isinstance(submissions, list):
-        raise ResultFormatError("expected lists 'chapters' and 'submissions'")
+        raise ResultFormatError(tr("expected lists 'chapters' and 'submissions'"))
     if len(chapters) > MAX_ITEMS or len(submissions) > 10 * MAX_ITEMS:
-        raise ResultFormatError("too many chapters or submissions")
+        raise ResultFormatError(tr("too many chapters or submissions"))
     meta = {clean(k, NAME_LIMIT): _meta_value(v) for k, v in list(data.items())[:200]
             if k not in ("chapters", "submissions")}
     _check_meta(meta)
@@ -115,8 +119,9 @@ def _report(name: str, data: object) -> Report:
     known = {c.id for c in parsed}
     for i, result in enumerate(results):
         if result.chapter is not None and result.chapter not in known:
-            raise ResultFormatError(f"submissions[{i}].chapter: {result.chapter!r} is not "
-                                    "among the report's chapters")
+            raise ResultFormatError(tr("submissions[{index}].chapter: {chapter!r} is not among "
+                                       "the report's chapters", index=i,
+                                       chapter=result.chapter))
     return Report(name, meta, parsed, results)
 
 
@@ -139,32 +144,34 @@ def _meta_value(value: object, depth: int = 0) -> object:
 def _check_meta(meta: dict) -> None:
     seed, sandbox, shard = meta.get("hidden_seed"), meta.get("sandbox"), meta.get("shard")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ResultFormatError("hidden_seed: expected an integer or null")
+        raise ResultFormatError(tr("hidden_seed: expected an integer or null"))
     if sandbox is not None and not isinstance(sandbox, bool):
-        raise ResultFormatError("sandbox: expected true, false or null")
+        raise ResultFormatError(tr("sandbox: expected true, false or null"))
     seconds = meta.get("seconds", 0)
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not (
             0 <= seconds < float("inf")):
-        raise ResultFormatError("seconds: expected a number of seconds")
+        raise ResultFormatError(tr("seconds: expected a number of seconds"))
     if shard is not None:
         index, count = (shard.get(k) if isinstance(shard, dict) else None
                         for k in ("index", "count"))
         if not (type(index) is int and type(count) is int and 1 <= index <= count):
-            raise ResultFormatError('shard: expected {"index": K, "count": N}, 1 <= K <= N')
+            raise ResultFormatError(tr('shard: expected {{"index": K, "count": N}}, '
+                                       "1 <= K <= N"))
 
 
 def _chapter(data: object, where: str) -> Chapter:
     if not isinstance(data, dict):
-        raise ResultFormatError(f"{where}: expected an object")
+        raise ResultFormatError(tr("{where}: expected an object", where=where))
     chapter_id, title = data.get("id"), data.get("title")
     keys, max_score = data.get("exercises"), data.get("max_score")
     if not (isinstance(chapter_id, str) and isinstance(title, str) and isinstance(keys, list)
             and len(keys) <= MAX_ITEMS
             and all(isinstance(k, str) and "." in k.strip(".") for k in keys)):
-        raise ResultFormatError(f"{where}: expected an id, a title and exercises "
-                                "named module.exercise")
+        raise ResultFormatError(tr("{where}: expected an id, a title and exercises named "
+                                   "module.exercise", where=where))
     if max_score != len(keys) or type(max_score) is not int:
-        raise ResultFormatError(f"{where}.max_score: not the number of its exercises")
+        raise ResultFormatError(tr("{where}.max_score: not the number of its exercises",
+                                   where=where))
     exercises = tuple(ExerciseSpec(*key.rpartition(".")[::2], expression="")
                       for key in (clean(k, 2 * NAME_LIMIT) for k in keys))
     return Chapter(clean(chapter_id, NAME_LIMIT), clean(title, TEXT_LIMIT), exercises,
@@ -178,14 +185,15 @@ def merge_reports(reports: Sequence[Report]) -> tuple[dict, list[Chapter],
     """The merged metadata, chapters and submissions (in path order); :class:`MergeError`
     if the reports do not belong together."""
     if not reports:
-        raise MergeError("no reports to merge")
+        raise MergeError(tr("no reports to merge"))
     first = reports[0]
-    for key, what in (("hidden_seed", "hidden seeds"), ("sandbox", "sandbox settings"),
-                      ("chapters_digest", "solution notebooks")):
+    for key, what in (("hidden_seed", N_("hidden seeds")), ("sandbox", N_("sandbox settings")),
+                      ("chapters_digest", N_("solution notebooks"))):
         odd = [r.name for r in reports if r.meta.get(key) != first.meta.get(key)]
         if odd:
-            raise MergeError(f"the reports were graded with different {what}: "
-                             f"{_names(odd)} differ from {first.name}")
+            raise MergeError(tr("the reports were graded with different {what}: {names} differ "
+                                "from {first}", what=translated(what), names=_names(odd),
+                                first=first.name))
     _check_shards(reports)
     chapters = _merged_chapters(reports)
     results = [result for report in reports for result in report.results]
@@ -194,11 +202,15 @@ def merge_reports(reports: Sequence[Report]) -> tuple[dict, list[Chapter],
     for report in reports:
         for result in report.results:
             if result.path in seen:
-                twice.append(f"{result.path} ({seen[result.path]} and {report.name})")
+                twice.append(tr("{path} ({first} and {second})", path=result.path,
+                                first=seen[result.path], second=report.name))
             seen.setdefault(result.path, report.name)
+    if len(twice) == 1:
+        raise MergeError(tr("{count} submission graded twice: {names}", count=len(twice),
+                            names=_names(twice)))
     if twice:
-        raise MergeError(f"{len(twice)} submission{'s' * (len(twice) != 1)} graded twice: "
-                         + _names(twice))
+        raise MergeError(tr("{count} submissions graded twice: {names}", count=len(twice),
+                            names=_names(twice)))
     sandbox = first.meta.get("sandbox")
     meta = {"warning": NO_SANDBOX_WARNING} if sandbox is False else {}
     meta |= {"merged_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -212,7 +224,7 @@ def merge_reports(reports: Sequence[Report]) -> tuple[dict, list[Chapter],
 
 
 def _names(names: Sequence[str], most: int = 5) -> str:
-    more = f" and {len(names) - most} more" if len(names) > most else ""
+    more = tr(" and {count} more", count=len(names) - most) if len(names) > most else ""
     return ", ".join(names[:most]) + more
 
 
@@ -221,21 +233,25 @@ def _check_shards(reports: Sequence[Report]) -> None:
     if not sharded:
         return
     if len(sharded) != len(reports):
-        raise MergeError("some reports are shards and some are not: "
-                         + _names([r.name for r in reports if not r.shard]) + " are not")
+        raise MergeError(tr("some reports are shards and some are not: {names} are not",
+                            names=_names([r.name for r in reports if not r.shard])))
     counts = {r.shard[1] for r in sharded if r.shard}
     if len(counts) > 1:
-        raise MergeError("the reports split the submissions into different numbers of "
-                         f"shards: {', '.join(map(str, sorted(counts)))}")
+        raise MergeError(tr("the reports split the submissions into different numbers of "
+                            "shards: {counts}", counts=", ".join(map(str, sorted(counts)))))
     count = counts.pop()
     indices = [r.shard[0] for r in sharded if r.shard]
     repeated = sorted({i for i in indices if indices.count(i) > 1})
     if repeated:
-        raise MergeError(f"shard {', '.join(map(str, repeated))} of {count} given twice")
+        raise MergeError(tr("shard {shards} of {count} given twice",
+                            shards=", ".join(map(str, repeated)), count=count))
     missing = sorted(set(range(1, count + 1)) - set(indices))
+    if len(missing) == 1:
+        raise MergeError(tr("missing shard {shards} of {count}",
+                            shards=_names([str(i) for i in missing], 20), count=count))
     if missing:
-        raise MergeError(f"missing shard{'s' * (len(missing) > 1)} "
-                         f"{_names([str(i) for i in missing], 20)} of {count}")
+        raise MergeError(tr("missing shards {shards} of {count}",
+                            shards=_names([str(i) for i in missing], 20), count=count))
 
 
 def _merged_chapters(reports: Sequence[Report]) -> list[Chapter]:
@@ -244,9 +260,9 @@ def _merged_chapters(reports: Sequence[Report]) -> list[Chapter]:
         for chapter in report.chapters:
             known = chapters.setdefault(chapter.id, (chapter, report.name))
             if (known[0].title, known[0].exercises) != (chapter.title, chapter.exercises):
-                raise MergeError(f"the reports disagree on chapter {chapter.id}: "
-                                 f"{known[1]} and {report.name} list different exercises "
-                                 "or titles")
+                raise MergeError(tr("the reports disagree on chapter {chapter}: {first} and "
+                                    "{second} list different exercises or titles",
+                                    chapter=chapter.id, first=known[1], second=report.name))
     return [chapters[key][0] for key in sorted(chapters)]
 
 
@@ -255,36 +271,45 @@ def _merged_chapters(reports: Sequence[Report]) -> list[Chapter]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_course.grade merge",
-        description="Merge the JSON reports of shards (--shard K/N) into one table, CSV and "
-                    "JSON. Exit status 0 only if every notebook has full marks, 2 if the "
-                    "reports cannot be merged or an output cannot be written.")
-    parser.add_argument("reports", nargs="+", type=Path, help="the shards' JSON reports")
-    parser.add_argument("--csv", type=Path, help="write one row per notebook to this file")
-    parser.add_argument("--json", type=Path, help="write the merged report to this file")
+        description=tr("Merge the JSON reports of shards (--shard K/N) into one table, CSV and "
+                       "JSON. Exit status 0 only if every notebook has full marks, 2 if the "
+                       "reports cannot be merged or an output cannot be written."))
+    parser.add_argument("reports", nargs="+", type=Path, help=tr("the shards' JSON reports"))
+    parser.add_argument("--csv", type=Path, help=tr("write one row per notebook to this file"))
+    parser.add_argument("--json", type=Path, help=tr("write the merged report to this file"))
+    parser.add_argument("--language", choices=(ENGLISH, *LANGUAGES),
+                        help=tr("the language of the table, the reasons and the messages "
+                                "(default: $CNN_COURSE_LANG, else English)"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    apply_language_option(argv)
     args = _parser().parse_args(argv)
     outputs = {"--csv": args.csv, "--json": args.json}
     problems = output_problems(outputs)
     if problems:
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(tr("error: {message}", message=problem), file=sys.stderr)
         return 2
     try:
         meta, chapters, results = merge_reports([read_report(p) for p in args.reports])
     except MergeError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(tr("error: {message}", message=error), file=sys.stderr)
         return 2
     width = shutil.get_terminal_size((120, 24)).columns
     print(format_table(results, chapters, width, warning=meta.get("warning")))
-    print(f"merged {len(args.reports)} report{'s' * (len(args.reports) != 1)}; graded in "
-          f"{meta['seconds']:.1f} s in all")
+    if len(args.reports) == 1:
+        print(tr("merged {count} report; graded in {seconds:.1f} s in all",
+                 count=len(args.reports), seconds=meta["seconds"]))
+    else:
+        print(tr("merged {count} reports; graded in {seconds:.1f} s in all",
+                 count=len(args.reports), seconds=meta["seconds"]))
     refused = [write_output(args.csv, lambda p: write_csv(results, chapters, p)),
                write_output(args.json, lambda p: write_json(results, chapters, meta, p))]
     for problem in filter(None, refused):
-        print(f"error: {problem}", file=sys.stderr)
+        print(tr("error: {message}", message=problem), file=sys.stderr)
     if any(refused):
         return 2
     return 0 if all(result.passed for result in results) else 1

@@ -30,6 +30,7 @@ from cnn_course.grading.protocol import (
     encode,
     encode_exception,
 )
+from cnn_course.messages import tr
 
 CALL, UNIT = "call", "unit"
 
@@ -95,7 +96,8 @@ class Recorder:
             if not torch.equal(rng, rng_before):
                 record["rng"] = encode(rng, self.budget)
         except Exception as problem:  # noqa: BLE001 - a value that cannot be sent
-            self.problem = f"a result could not be recorded: {problem}"[:300]
+            self.problem = tr("a result could not be recorded: {problem}",
+                              problem=problem)[:300]
             return
         self.records.append(record)
 
@@ -110,7 +112,7 @@ class Replayer:
 
     def __init__(self, records: list, budget: Budget) -> None:
         if not isinstance(records, list):
-            raise BadObservation("the records are not a list")
+            raise BadObservation(tr("the records are not a list"))
         self.records = records
         self.budget = budget
         self.used = 0
@@ -123,20 +125,21 @@ class Replayer:
 
     def _replay(self, kind: str, args: tuple, kwargs: dict) -> Any:
         if self.used >= len(self.records):
-            raise CaseFailed("the sandbox recorded no result for this step: the function "
-                             "was not called there (the notebook changed the checkers, or the "
-                             "check stopped before this step)", diagnosed=True)
+            raise CaseFailed(tr("the sandbox recorded no result for this step: the function "
+                                "was not called there (the notebook changed the checkers, or "
+                                "the check stopped before this step)"), diagnosed=True)
         record = self.records[self.used]
         self.used += 1
         try:
             return self._apply(record, kind, args, kwargs)
         except BadObservation as error:
-            raise CaseFailed(f"the sandbox's record of this call is not valid: {error}",
-                             diagnosed=True) from None
+            raise CaseFailed(tr("the sandbox's record of this call is not valid: {error}",
+                                error=error), diagnosed=True) from None
 
     def _apply(self, record: object, kind: str, args: tuple, kwargs: dict) -> Any:
         if not isinstance(record, dict) or record.get("kind") != kind:
-            raise BadObservation(f"record {self.used} is not the {kind} the check made here")
+            raise BadObservation(tr("record {number} is not the {kind} the check made here",
+                                    number=self.used, kind=kind))
         for target, state in _pairs(record, args, kwargs):
             if state is not None:
                 apply_state(target, decode(state, self.budget), self.budget)
@@ -144,14 +147,15 @@ class Replayer:
             rng = decode(record["rng"], self.budget)
             if type(rng) is not torch.Tensor or rng.dtype != torch.uint8 \
                     or rng.shape != torch.get_rng_state().shape:
-                raise BadObservation("the recorded random state is not PyTorch's")
+                raise BadObservation(tr("the recorded random state is not PyTorch's"))
             torch.set_rng_state(rng)
         if "error" in record:
             error = decode_exception(record["error"], self.budget)
         elif "result" in record:
             return decode(record["result"], self.budget)
         else:
-            raise BadObservation(f"record {self.used} has neither a result nor an error")
+            raise BadObservation(tr("record {number} has neither a result nor an error",
+                                    number=self.used))
         raise error
 
 
@@ -159,7 +163,7 @@ def _pairs(record: dict, args: tuple, kwargs: dict) -> list[tuple[Any, Any]]:
     states = record.get("args") or []
     named = record.get("kwargs") or {}
     if not isinstance(states, list) or not isinstance(named, dict):
-        raise BadObservation("the arguments' states are malformed")
+        raise BadObservation(tr("the arguments' states are malformed"))
     if len(states) > len(args) or any(key not in kwargs for key in named):
-        raise BadObservation("the record names arguments the check did not pass")
+        raise BadObservation(tr("the record names arguments the check did not pass"))
     return list(zip(args, states, strict=False)) + [(kwargs[k], v) for k, v in named.items()]

@@ -16,15 +16,17 @@ import json
 import os
 import secrets
 import stat
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cnn_course.grading.chapters import Chapter
 from cnn_course.grading.results import SubmissionResult
 from cnn_course.grading.safe_text import clean, clean_tree
+from cnn_course.messages import N_, normalize_language, set_language, tr, translated
 
-NO_SANDBOX_WARNING = ("WARNING: graded WITHOUT the sandbox: a notebook could have changed other "
-                      "notebooks' grades or files; use only for trusted notebooks")
+NO_SANDBOX_WARNING = N_("WARNING: graded WITHOUT the sandbox: a notebook could have changed "
+                        "other notebooks' grades or files; use only for trusted notebooks")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NAME_WIDTH = 36
 
@@ -37,6 +39,13 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _ljust(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` columns of a terminal (a Chinese character
+    takes two)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - columns)
+
+
 def _chapters_in(results: Sequence[SubmissionResult], chapters: Sequence[Chapter]
                  ) -> list[Chapter]:
     used = {r.chapter for r in results}
@@ -47,19 +56,21 @@ def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
                  width: int = 120, warning: str | None = None) -> str:
     """One table per chapter (a column per exercise, a total and one reason), then the
     details of every submission that lost points or has flags; ``warning`` comes first."""
-    lines: list[str] = [clean(warning), ""] if warning else []
+    lines: list[str] = [clean(translated(warning)), ""] if warning else []
     name_width = min(_NAME_WIDTH, max([len(r.path) for r in results] + [10]))
     groups = [(c, [r for r in results if r.chapter == c.id]) for c in
               _chapters_in(results, chapters)]
     ungrouped = [r for r in results if r.chapter is None]
     for chapter, members in groups:
-        lines.append(f"{chapter.id}: {chapter.title} ({chapter.max_score} exercises, 1 point "
-                     "each when its visible and hidden cases pass)")
+        lines.append(tr("{chapter}: {title} ({count} exercises, 1 point each when its visible "
+                        "and hidden cases pass)", chapter=chapter.id, title=chapter.title,
+                        count=chapter.max_score))
         lines.append("  " + "  ".join(f"e{i} {e.name}" for i, e in
                                       enumerate(chapter.exercises, start=1)))
         columns = [f"e{i}" for i in range(1, len(chapter.exercises) + 1)]
-        head = f"{'submission':<{name_width}}  {' '.join(f'{c:>3}' for c in columns)}  score  "
-        lines.append(head + "reason")
+        head = (f"{_ljust(tr('submission'), name_width)}  "
+                f"{' '.join(f'{c:>3}' for c in columns)}  {_ljust(tr('score'), 5)}  ")
+        lines.append(head + tr("reason"))
         for result in members:
             scores = {e.key: e.score for e in result.exercises}
             cells = " ".join(f"{scores.get(e.key, '-'):>3}" for e in chapter.exercises)
@@ -68,33 +79,54 @@ def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
             lines.append(row + _clip(result.reason, max(20, width - len(row))))
         lines.append("")
     if ungrouped:
-        lines.append("not graded: unreadable, or no chapter recognised")
+        lines.append(tr("not graded: unreadable, or no chapter recognised"))
         for result in ungrouped:
             row = f"{_short(result.path, name_width):<{name_width}}  "
             lines.append(row + _clip(result.reason, max(20, width - len(row))))
         lines.append("")
     details = [r for r in results if (not r.passed or r.flags or r.problems or r.notes)]
     if details:
-        lines.append("details")
+        lines.append(tr("details"))
         for result in details:
             lines.append(f"  {result.path} ({result.score}/{result.max_score}, "
                          f"{result.seconds:.1f} s)")
             if result.fatal:
                 lines.append(f"    {result.fatal}")
             for text in result.problems:
-                lines.append(f"    problem: {text}")
+                lines.append("    " + tr("problem: {text}", text=text))
             for exercise in result.exercises:
                 if not exercise.score:
                     lines.append(f"    {exercise.name}: {exercise.reason}")
             for text in result.notes:
-                lines.append(f"    note: {text}")
+                lines.append("    " + tr("note: {text}", text=text))
             for text in result.flags:
-                lines.append(f"    flag: {text}")
+                lines.append("    " + tr("flag: {text}", text=text))
         lines.append("")
     full = sum(r.passed for r in results)
-    lines.append(f"{len(results)} submission{'s' * (len(results) != 1)}: {full} with full "
-                 f"marks, {len(results) - full} without")
+    if len(results) == 1:
+        lines.append(tr("{count} submission: {full} with full marks, {others} without",
+                        count=len(results), full=full, others=len(results) - full))
+    else:
+        lines.append(tr("{count} submissions: {full} with full marks, {others} without",
+                        count=len(results), full=full, others=len(results) - full))
     return clean("\n".join(lines), lines=True)
+
+
+def apply_language_option(argv: Sequence[str]) -> None:
+    """Show messages in the language that ``--language`` names in ``argv``, before the
+    command's own parser (whose help is in that language) reads it; also for the sandboxes,
+    which read ``CNN_COURSE_LANG``. An unknown language is left to the parser to refuse."""
+    value = None
+    for number, argument in enumerate(argv):
+        if argument == "--":
+            break
+        if argument == "--language" and number + 1 < len(argv):
+            value = argv[number + 1]
+        elif argument.startswith("--language="):
+            value = argument.partition("=")[2]
+    if value is not None and normalize_language(value) is not None:
+        set_language(value)
+        os.environ["CNN_COURSE_LANG"] = normalize_language(value) or value
 
 
 def csv_text(results: Sequence[SubmissionResult], chapters: Sequence[Chapter]) -> str:
@@ -157,13 +189,14 @@ class ReportPathError(Exception):
     """An output path that the grader refuses to write; the message is one line."""
 
 
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
-          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_KINDS = ((stat.S_ISLNK, N_("a symbolic link")), (stat.S_ISDIR, N_("a folder")),
+          (stat.S_ISFIFO, N_("a FIFO")), (stat.S_ISSOCK, N_("a socket")),
+          (stat.S_ISCHR, N_("a character device")), (stat.S_ISBLK, N_("a block device")))
 
 
 def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return translated(next((name for test, name in _KINDS if test(mode)),
+                           N_("not a regular file")))
 
 
 def check_output_path(path: Path) -> None:
@@ -175,14 +208,14 @@ def check_output_path(path: Path) -> None:
     except FileNotFoundError:
         folder = path.parent
         if not folder.is_dir():
-            raise ReportPathError(f"{clean(str(path))}: its folder {clean(str(folder))} does "
-                                  "not exist") from None
+            raise ReportPathError(tr("{path}: its folder {folder} does not exist",
+                                     path=clean(str(path)), folder=clean(str(folder)))) from None
         return
     except OSError as error:
         raise ReportPathError(f"{clean(str(path))}: {clean(error.strerror or error)}") from None
     if not stat.S_ISREG(mode):
-        raise ReportPathError(f"{clean(str(path))}: refusing to write: it is {_kind(mode)}, "
-                              "not a regular file")
+        raise ReportPathError(tr("{path}: refusing to write: it is {kind}, not a regular file",
+                                 path=clean(str(path)), kind=_kind(mode)))
 
 
 def check_output_folder(path: Path) -> None:
@@ -195,8 +228,8 @@ def check_output_folder(path: Path) -> None:
     except OSError as error:
         raise ReportPathError(f"{clean(str(path))}: {clean(error.strerror or error)}") from None
     if not stat.S_ISDIR(mode):
-        raise ReportPathError(f"{clean(str(path))}: refusing to write logs into it: it is "
-                              f"{_kind(mode)}, not a folder")
+        raise ReportPathError(tr("{path}: refusing to write logs into it: it is {kind}, not a "
+                                 "folder", path=clean(str(path)), kind=_kind(mode)))
 
 
 def output_problems(files: dict[str, Path | None],
@@ -209,8 +242,8 @@ def output_problems(files: dict[str, Path | None],
             continue
         where = os.path.abspath(path)
         if where in seen:
-            problems.append(f"{option} and {seen[where]} name the same file: "
-                            f"{clean(str(path))}")
+            problems.append(tr("{option} and {other} name the same file: {path}",
+                               option=option, other=seen[where], path=clean(str(path))))
         seen[where] = option
         try:
             check_output_path(path)
@@ -235,7 +268,8 @@ def write_output(path: Path | None, write: Callable[[Path], None]) -> str | None
     except ReportPathError as error:
         return str(error)
     except OSError as error:
-        return f"{clean(str(path))}: could not be written: {clean(error.strerror or error)}"
+        return tr("{path}: could not be written: {error}", path=clean(str(path)),
+                  error=clean(error.strerror or error))
     return None
 
 

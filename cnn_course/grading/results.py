@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cnn_course.grading.safe_text import clean
+from cnn_course.messages import ENGLISH, N_, current_language, tr, translated
 
-NOT_SOLVED = "not solved yet"
+NOT_SOLVED = N_("not solved yet")
 PATH_LIMIT = 500      # characters kept of a submission's path
 NAME_LIMIT = 200      # of a chapter id, module, exercise name or status
 TEXT_LIMIT = 4000     # of a reason, message, problem, note or flag
@@ -128,21 +129,23 @@ class ExerciseResult:
         if self.problem:
             return self.problem
         if self.visible is None:
-            return "not checked"
+            return tr("not checked")
         if not self.visible.passed:
             message = self.visible.message
-            return NOT_SOLVED if message.startswith(NOT_SOLVED) else message
+            not_solved = translated(NOT_SOLVED)
+            return not_solved if message.startswith((NOT_SOLVED, not_solved)) else message
         if self.hidden is None:
-            return "visible cases pass; hidden cases not checked"
+            return tr("visible cases pass; hidden cases not checked")
         if not self.hidden.passed:
-            return f"visible cases pass, hidden cases fail: {self.hidden.message}"
-        return "passes visible and hidden cases"
+            return tr("visible cases pass, hidden cases fail: {message}",
+                      message=self.hidden.message)
+        return tr("passes visible and hidden cases")
 
     @property
     def short_reason(self) -> str:
         """The reason without the failing case's description and the hint, for one line."""
         if self.visible and self.visible.passed and self.hidden and not self.hidden.passed:
-            return f"hidden cases fail: {_core(self.hidden.message)}"
+            return tr("hidden cases fail: {message}", message=_core(self.hidden.message))
         return _core(self.reason)
 
     def to_dict(self) -> dict:
@@ -153,7 +156,32 @@ class ExerciseResult:
 
 def _core(message: str) -> str:
     message = re.sub(r'^case "[^"]*": ', "", message)
-    return re.sub(r"\.? Hint: .*$", "", message).rstrip(".")
+    message = re.sub(r"\.? Hint: .*$", "", message).rstrip(".")
+    parts = _verdict_parts()
+    if parts is not None:   # a verdict in the current language (checks.core's templates)
+        prefix, between, end, hint = parts
+        message = re.sub(f"^{re.escape(prefix)}.*?{re.escape(between)}", "", message, count=1)
+        if hint:
+            message = re.sub(f"(?:{re.escape(end)})?{re.escape(hint)}.*$", "", message,
+                             flags=re.S)
+        message = message.rstrip(end) if end.strip() else message
+    return message
+
+
+def _verdict_parts() -> tuple[str, str, str, str] | None:
+    """How checks.core's verdict ``case "{case}": {failure}.{hint}`` and its hint
+    `` Hint: {hint}`` read in the current language: the text before the case, between the
+    case and the failure, between the failure and the hint, and before the hint's text;
+    None in English, or when the translation does not split so."""
+    if current_language() == ENGLISH:
+        return None
+    verdict = translated('case "{case}": {failure}.{hint}')
+    hint = translated(" Hint: {hint}")
+    pattern = re.fullmatch(r"(.*)\{case\}(.*)\{failure\}(.*)\{hint\}", verdict, re.S)
+    if pattern is None or not pattern[1] or not pattern[2]:
+        return None
+    hint_prefix = hint.split("{hint}")[0] if "{hint}" in hint else ""
+    return pattern[1], pattern[2], pattern[3], hint_prefix
 
 
 @dataclass
@@ -192,10 +220,11 @@ class SubmissionResult:
         exercises = _take(data, "exercises", list, where)
         peak = _take(data, "peak_memory", dict, where, {})
         if len(exercises) > MAX_ITEMS or len(peak) > 100:
-            raise ResultFormatError(f"{where}: too many exercises or peak memory figures")
+            raise ResultFormatError(tr("{where}: too many exercises or peak memory figures",
+                                        where=where))
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                    for v in peak.values()):
-            raise ResultFormatError(f"{where}.peak_memory: expected byte counts")
+            raise ResultFormatError(tr("{where}.peak_memory: expected byte counts", where=where))
         status = _take(data, "status", str, where)
         if "fatal" in data:
             fatal = _take(data, "fatal", (str, type(None)), where)
@@ -204,7 +233,7 @@ class SubmissionResult:
         seconds = _take(data, "seconds", (int, float), where)
         max_score = _take(data, "max_score", int, where)
         if not (math.isfinite(seconds) and seconds >= 0 and 0 <= max_score <= MAX_ITEMS):
-            raise ResultFormatError(f"{where}: seconds or max_score out of range")
+            raise ResultFormatError(tr("{where}: seconds or max_score out of range", where=where))
         result = cls(
             path=_take(data, "path", str, where), chapter=_take(data, "chapter",
                                                                 (str, type(None)), where),
@@ -241,10 +270,10 @@ class SubmissionResult:
             return self.fatal
         reasons = self.reasons
         if self.passed and not reasons:
-            return f"all {self.max_score} exercises pass"
+            return tr("all {count} exercises pass", count=self.max_score)
         if self.passed:
-            reasons = [f"all {self.max_score} exercises pass"] + reasons
-        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            reasons = [tr("all {count} exercises pass", count=self.max_score)] + reasons
+        more = tr(" (+{count} more)", count=len(reasons) - 1) if len(reasons) > 1 else ""
         return reasons[0] + more
 
     def to_dict(self) -> dict:
@@ -264,16 +293,19 @@ _MISSING: Any = object()
 
 def _mapping(data: object, where: str) -> dict:
     if not isinstance(data, dict):
-        raise ResultFormatError(f"{where}: expected an object, got {_kind(data)}")
+        raise ResultFormatError(tr("{where}: expected an object, got {kind}", where=where,
+                                    kind=_kind(data)))
     return data
 
 
-_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-          int: "a number", float: "a number", type(None): "null"}
+_KINDS = {dict: N_("an object"), list: N_("a list"), str: N_("a string"),
+          bool: N_("a boolean"), int: N_("a number"), float: N_("a number"),
+          type(None): N_("null")}
 
 
 def _kind(value: object) -> str:
-    return _KINDS.get(type(value), type(value).__name__)
+    kind = _KINDS.get(type(value))
+    return translated(kind) if kind else type(value).__name__
 
 
 def _take(data: dict, key: str, kinds: type | tuple[type, ...], where: str,
@@ -281,24 +313,28 @@ def _take(data: dict, key: str, kinds: type | tuple[type, ...], where: str,
     """``data[key]`` if it is of ``kinds`` (a bool is not a number here)."""
     if key not in data:
         if default is _MISSING:
-            raise ResultFormatError(f"{where}.{key}: missing")
+            raise ResultFormatError(tr("{where}.{key}: missing", where=where, key=key))
         return default
     value = data[key]
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        names = " or ".join(dict.fromkeys(_KINDS.get(kind, kind.__name__) for kind in kinds))
-        raise ResultFormatError(f"{where}.{key}: expected {names}, got {_kind(value)}")
+        names = tr(" or ").join(dict.fromkeys(
+            translated(_KINDS[kind]) if kind in _KINDS else kind.__name__ for kind in kinds))
+        raise ResultFormatError(tr("{where}.{key}: expected {kinds}, got {kind}", where=where,
+                                   key=key, kinds=names, kind=_kind(value)))
     return value
 
 
 def _texts(data: dict, key: str, where: str) -> list[str]:
     items = _take(data, key, list, where, [])
     if len(items) > MAX_ITEMS or not all(isinstance(item, str) for item in items):
-        raise ResultFormatError(f"{where}.{key}: expected a list of strings")
+        raise ResultFormatError(tr("{where}.{key}: expected a list of strings", where=where,
+                                   key=key))
     return items
 
 
 def _agree(data: dict, key: str, value: object, where: str) -> None:
     if key in data and (data[key] != value or type(data[key]) is not type(value)):
-        raise ResultFormatError(f"{where}.{key}: {clean(repr(data[key]), 60)} does not "
-                                f"match the rest of it ({value!r})")
+        raise ResultFormatError(tr("{where}.{key}: {found} does not match the rest of it "
+                                   "({expected!r})", where=where, key=key,
+                                   found=clean(repr(data[key]), 60), expected=value))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from cnn_course.grading import sandbox
 from cnn_course.grading.worker import BOOTSTRAP, read_frame
+from cnn_course.messages import tr
 
 STARTUP_TIMEOUT = 120.0   # starting Python and importing torch, on a busy machine
 
@@ -97,15 +98,15 @@ def _describe_exit(run: sandbox.Run) -> str:
     try:
         code = run.process.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        return "it did not exit"
+        return tr("it did not exit")
     if code < 0 or code > 128:   # bwrap reports a signal as 128 + its number
         number = -code if code < 0 else code - 128
         try:
             name = signal.Signals(number).name
         except ValueError:
-            name = f"signal {number}"
-        return f"it was killed by {name}"
-    return f"it exited with code {code}"
+            name = tr("signal {number}", number=number)
+        return tr("it was killed by {signal}", signal=name)
+    return tr("it exited with code {code}", code=code)
 
 
 def _is_key(value: object) -> bool:
@@ -163,25 +164,26 @@ def _watch(run: sandbox.Run, events: queue.Queue, attempt: Attempt, limits: Limi
             kind, event = events.get(timeout=max(0.0, min(wait, 0.25)))
         except queue.Empty:
             if run.usage.killed_for:
-                attempt.stopped_at, attempt.why = where, f"was stopped: it {run.usage.killed_for}"
+                attempt.stopped_at = where
+                attempt.why = tr("was stopped: it {reason}", reason=run.usage.killed_for)
                 return
             if time.monotonic() >= min(step_deadline, deadline):
                 run.kill("time")
                 attempt.stopped_at = where
-                attempt.why = ("was stopped: the notebook's time limit of "
-                               f"{limits.notebook_timeout:g} s passed"
+                attempt.why = (tr("was stopped: the notebook's time limit of {seconds:g} s "
+                                  "passed", seconds=limits.notebook_timeout)
                                if time.monotonic() >= deadline else
-                               "did not stop at its time limit and was killed")
+                               tr("did not stop at its time limit and was killed"))
                 return
             continue
         if kind != "event":
             if run.usage.killed_for:
-                attempt.why = f"was stopped: it {run.usage.killed_for}"
+                attempt.why = tr("was stopped: it {reason}", reason=run.usage.killed_for)
             elif kind == "end":
-                attempt.why = "ended the Python process: " + _describe_exit(run)
+                attempt.why = tr("ended the Python process: {how}", how=_describe_exit(run))
             else:
                 run.kill("message")
-                attempt.why = f"was stopped: it {event}"
+                attempt.why = tr("was stopped: it {reason}", reason=event)
             attempt.stopped_at = where
             return
         name = event.get("event")
@@ -214,7 +216,7 @@ def _watch(run: sandbox.Run, events: queue.Queue, attempt: Attempt, limits: Limi
             where, step_deadline = ("between", None), time.monotonic() + STARTUP_TIMEOUT
         elif name == "exercise" and _is_key(event.get("key")):
             attempt.problems.setdefault(event["key"], {
-                "problem": str(event.get("problem") or "could not be checked")[:400],
+                "problem": str(event.get("problem") or tr("could not be checked"))[:400],
                 "undefined": event.get("undefined") is True})
         elif name == "done":
             attempt.finished = True

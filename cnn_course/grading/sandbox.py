@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cnn_course
+from cnn_course.messages import N_, tr
 
 PACKAGE_DIR = Path(cnn_course.__file__).resolve().parent
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -33,14 +34,14 @@ _FIRST_UID = 61000          # the learners' user ids when the grader runs as roo
 _POLL_SECONDS = 0.05
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
-INSTALL_HELP = (
+INSTALL_HELP = N_(
     "The grader runs each notebook in a bubblewrap sandbox, and bubblewrap (the 'bwrap' "
     "command) was not found. Install it (Debian/Ubuntu: sudo apt-get install bubblewrap; "
     "Fedora: sudo dnf install bubblewrap; Arch: sudo pacman -S bubblewrap) and grade again. "
     "To grade trusted notebooks without a sandbox, pass --no-sandbox: a notebook graded that "
     "way can change other notebooks' grades, your files and later runs, and the report says "
     "so at the top.")
-USERNS_HELP = (
+USERNS_HELP = N_(
     "bubblewrap is installed but cannot create its namespaces here ({detail}). On Ubuntu "
     "23.10+ and Debian 13+ unprivileged user namespaces are restricted by AppArmor: allow "
     "them for bwrap with an AppArmor profile, or run `sudo sysctl -w "
@@ -151,7 +152,7 @@ def check_sandbox() -> None:
     """Raise :class:`SandboxUnavailable` unless bwrap can start a sandbox here (once)."""
     bwrap = find_bwrap()
     if bwrap is None:
-        raise SandboxUnavailable(INSTALL_HELP)
+        raise SandboxUnavailable(tr(INSTALL_HELP))
     with _checked_lock:
         if bwrap not in _checked:
             read_end, write_end = os.pipe()
@@ -162,7 +163,7 @@ def check_sandbox() -> None:
                                       pass_fds=(write_end,))
                 problem = None if done.returncode == 0 else (
                     done.stderr.decode("utf-8", "replace").strip().splitlines() or
-                    [f"exit status {done.returncode}"])[-1][:200]
+                    [tr("exit status {code}", code=done.returncode)])[-1][:200]
             except (OSError, subprocess.SubprocessError) as error:
                 problem = f"{type(error).__name__}: {error}"[:200]
             finally:
@@ -171,7 +172,7 @@ def check_sandbox() -> None:
             _checked[bwrap] = problem
         problem = _checked[bwrap]
     if problem:
-        raise SandboxUnavailable(USERNS_HELP.format(detail=problem))
+        raise SandboxUnavailable(tr(USERNS_HELP, detail=problem))
 
 
 # ---- one run ---------------------------------------------------------------------------------
@@ -308,12 +309,13 @@ def _monitor(run: Run, limits: SandboxLimits, namespace: str | None) -> None:
         run.usage.peak_memory = max(run.usage.peak_memory, memory)
         run.usage.peak_processes = max(run.usage.peak_processes, len(pids))
         if limits.memory and memory > limits.memory:
-            run.kill(f"used {memory / 2**30:.2f} GiB of memory in all its processes, more "
-                     f"than the limit of {limits.memory / 2**30:.2f} GiB")
+            run.kill(tr("used {used:.2f} GiB of memory in all its processes, more than the "
+                        "limit of {limit:.2f} GiB", used=memory / 2**30,
+                        limit=limits.memory / 2**30))
             return
         if len(pids) > limits.processes:
-            run.kill(f"ran {len(pids)} processes at once, more than the limit of "
-                     f"{limits.processes}")
+            run.kill(tr("ran {count} processes at once, more than the limit of {limit}",
+                        count=len(pids), limit=limits.processes))
             return
         run._stop.wait(_POLL_SECONDS)
 
@@ -390,10 +392,10 @@ def start(command: list[str], payload: bytes, limits: SandboxLimits, quick: bool
         os.close(info_write)
         run.init_pid = _read_info(info_read, timeout=30)
         if run.init_pid is None:
-            run.kill("did not start: bubblewrap gave no process id")
+            run.kill(tr("did not start: bubblewrap gave no process id"))
     namespace = _namespace_of(run.init_pid) if run.init_pid else None
     if sandboxed and namespace is None:
-        run.kill("did not start: its PID namespace could not be read")
+        run.kill(tr("did not start: its PID namespace could not be read"))
     threading.Thread(target=_monitor, args=(run, limits, namespace), daemon=True).start()
     try:
         process.stdin.write(payload)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from cnn_course.messages import tr
+
 
 class Shard(NamedTuple):
     """Shard ``index`` (1 to ``count``) of ``count``."""
@@ -36,11 +38,12 @@ def parse_shard(text: str) -> Shard:
     """``"K/N"`` with 1 ≤ K ≤ N, for argparse."""
     match = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"not a shard: {text!r} (expected K/N, e.g. 2/8)")
+        raise argparse.ArgumentTypeError(tr("not a shard: {text!r} (expected K/N, e.g. 2/8)",
+                                            text=text))
     index, count = int(match[1]), int(match[2])
     if not 1 <= index <= count <= MAX_SHARDS:
-        raise argparse.ArgumentTypeError(f"shard {index}/{count}: need 1 <= K <= N "
-                                         f"<= {MAX_SHARDS}")
+        raise argparse.ArgumentTypeError(tr("shard {index}/{count}: need 1 <= K <= N <= {most}",
+                                            index=index, count=count, most=MAX_SHARDS))
     return Shard(index, count)
 
 

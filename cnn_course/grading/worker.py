@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from cnn_course.messages import tr
+
 # Run in the sandbox before anything else: become the learner's own user, set the limits.
 BOOTSTRAP = """\
 import json, os, resource, sys
@@ -56,17 +58,17 @@ def read_frame(stream, limit: int) -> dict | None:
         return None
     (size,) = _HEADER.unpack(header)
     if size > limit:
-        raise ValueError(f"sent a message of {size:,} bytes, more than the "
-                         f"{limit:,} bytes left to it")
+        raise ValueError(tr("sent a message of {size:,} bytes, more than the {limit:,} bytes "
+                            "left to it", size=size, limit=limit))
     body = _read_exactly(stream, size)
     if body is None:
         return None
     try:
         event = json.loads(body)
     except (ValueError, RecursionError):
-        raise ValueError("sent a message that is not valid JSON") from None
+        raise ValueError(tr("sent a message that is not valid JSON")) from None
     if not isinstance(event, dict):
-        raise ValueError("sent a message that is not a JSON object")
+        raise ValueError(tr("sent a message that is not a JSON object"))
     event["_bytes"] = size + _HEADER.size
     return event
 
@@ -119,11 +121,12 @@ def describe_error(error: BaseException, alarm: _Alarm) -> str:
     """``"ValueError: message"`` in one line; the learner's ``__str__`` runs under a limit."""
     name = type(error).__name__
     if isinstance(error, SyntaxError):
-        return _one_line(f"{name}: {error.msg} (line {error.lineno})")
+        return _one_line(tr("{name}: {message} (line {line})", name=name, message=error.msg,
+                            line=error.lineno))
     try:
         message = str(alarm.call(2.0, lambda: str(error)))
     except BaseException:  # noqa: BLE001 - the learner's __str__ may do anything
-        message = "(its message could not be shown)"
+        message = tr("(its message could not be shown)")
     return _one_line(f"{name}: {message}" if message else name)
 
 
@@ -169,7 +172,7 @@ def _run_cells(job: dict, shell, alarm: _Alarm, channel: _Channel, deadline: flo
             not_run.append(index)
             continue
         channel.send(event="cell", phase="start", index=index)
-        os.write(1, f"\n--- cell {index} ---\n".encode())
+        os.write(1, ("\n" + tr("--- cell {index} ---", index=index) + "\n").encode())
         status, error = "ok", None
         try:
             result = alarm.call(min(job["cell_timeout"], left),
@@ -230,9 +233,9 @@ class _references_refused:
 
             def guarded(*args: Any, original=original, **kwargs: Any) -> Any:
                 if recorder.busy:
-                    raise MethodViolation("your code calls the course's own answer to this "
-                                          "exercise (from cnn_course); the exercise is to "
-                                          "write it")
+                    raise MethodViolation(tr("your code calls the course's own answer to this "
+                                             "exercise (from cnn_course); the exercise is to "
+                                             "write it"))
                 return original(*args, **kwargs)
 
             self.saved.append((module, original))
@@ -254,17 +257,21 @@ def _check(job: dict, exercise: dict, user_ns: dict, alarm: _Alarm, channel: _Ch
     try:
         answer = alarm.call(job["check_timeout"], lambda: eval(expression, user_ns))
     except NameError:
-        what = "" if expression == exercise["name"] else f"{expression} is "
-        channel.send(event="exercise", key=key, problem=f"{what}not defined", undefined=True)
+        problem = tr("not defined") if expression == exercise["name"] else \
+            tr("{expression} is not defined", expression=expression)
+        channel.send(event="exercise", key=key, problem=problem, undefined=True)
         return
     except BaseException as error:  # noqa: BLE001
-        text = ("did not finish" if isinstance(error, CellTimeout)
-                else f"raised {describe_error(error, alarm)}")
-        channel.send(event="exercise", key=key, problem=f"evaluating {expression!r} {text}")
+        problem = (tr("evaluating {expression!r} did not finish", expression=expression)
+                   if isinstance(error, CellTimeout) else
+                   tr("evaluating {expression!r} raised {error}", expression=expression,
+                      error=describe_error(error, alarm)))
+        channel.send(event="exercise", key=key, problem=problem)
         return
     method = None
     if _from_course_package(answer):
-        method = "this is the course's own implementation (from cnn_course), not the learner's"
+        method = tr("this is the course's own implementation (from cnn_course), not the "
+                    "learner's")
     checker = importlib.import_module(f"cnn_course.checks.{exercise['module']}")
     for hidden in (False, True):
         channel.send(event="check", key=key, hidden=hidden)
@@ -319,7 +326,7 @@ def main(job: dict, fd: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
-    os.write(1, b"\n--- the checks ---\n")
+    os.write(1, ("\n" + tr("--- the checks ---") + "\n").encode())
     budget = Budget(max_bytes=int(job["observation_bytes"]))
     for exercise in job["exercises"]:
         _check(job, exercise, shell.user_ns, alarm, channel, budget)

@@ -7,12 +7,16 @@ from numbers import Integral
 
 import torch
 
+from cnn_course.messages import tr
+
 
 def _positive_int(value: object, name: str) -> int:
     if not isinstance(value, Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+        raise TypeError(tr("{name} must be a positive int, got {value!r} ({type_name})",
+                           name=name, value=value, type_name=type(value).__name__))
     if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
+        raise ValueError(tr("{name} must be a positive int, got {value}", name=name,
+                            value=value))
     return int(value)
 
 
@@ -22,8 +26,8 @@ def _as_tensor(values: object, name: str) -> torch.Tensor:
     try:
         return torch.as_tensor(values)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a tensor (or an array of numbers), "
-                        f"got {type(values).__name__}") from None
+        raise TypeError(tr("{name} must be a tensor (or an array of numbers), got {type_name}",
+                           name=name, type_name=type(values).__name__)) from None
 
 
 def ink_features(images: torch.Tensor, grid: int) -> torch.Tensor:
@@ -38,8 +42,8 @@ def ink_features(images: torch.Tensor, grid: int) -> torch.Tensor:
     images = _as_tensor(images, "images")
     grid = _positive_int(grid, "grid")
     if images.dim() not in (2, 3):
-        raise ValueError("images must be one image [H, W] or a batch [N, H, W], got shape "
-                         f"{tuple(images.shape)}")
+        raise ValueError(tr("images must be one image [H, W] or a batch [N, H, W], got shape "
+                            "{shape}", shape=tuple(images.shape)))
     if images.dtype == torch.uint8:
         images = images.float() / 255
     elif not (images.is_floating_point() or images.is_complex()):
@@ -48,7 +52,8 @@ def ink_features(images: torch.Tensor, grid: int) -> torch.Tensor:
     batch = images.unsqueeze(0) if single else images
     n, height, width = batch.shape
     if height % grid or width % grid:
-        raise ValueError(f"a {grid}x{grid} grid does not divide {height}x{width} images evenly")
+        raise ValueError(tr("a {grid}x{grid} grid does not divide {height}x{width} images "
+                            "evenly", grid=grid, height=height, width=width))
     cells = batch.reshape(n, grid, height // grid, grid, width // grid)
     features = cells.mean(dim=(2, 4)).reshape(n, grid * grid)
     return features[0] if single else features
@@ -63,14 +68,16 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     labels = _as_tensor(labels, "labels")
     num_classes = _positive_int(num_classes, "num_classes")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype} "
-                        "(convert them with labels.long())")
+        raise TypeError(tr("labels must be integer class indices, got dtype {dtype} (convert "
+                           "them with labels.long())", dtype=labels.dtype))
     if labels.dim() > 1:
-        raise ValueError(f"labels must be a 1-d tensor [N], got shape {tuple(labels.shape)}")
+        raise ValueError(tr("labels must be a 1-d tensor [N], got shape {shape}",
+                            shape=tuple(labels.shape)))
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
-        raise ValueError(f"label {bad} is not a class index: with num_classes={num_classes} "
-                         f"labels go from 0 to {num_classes - 1}")
+        raise ValueError(tr("label {bad} is not a class index: with num_classes={num_classes} "
+                            "labels go from 0 to {last}", bad=bad, num_classes=num_classes,
+                            last=num_classes - 1))
     flat = labels.reshape(-1).long()
     targets = torch.zeros(len(flat), num_classes, device=labels.device)
     targets[torch.arange(len(flat), device=labels.device), flat] = 1.0

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from cnn_course.lessons.overview import date_span
+from cnn_course.messages import tr
 
 CHAPTERS = [  # (number, title, column, row, colour)
     (1, "Convolution", 0, 1, "#1f77b4"), (2, "Activation\nfunctions", 1, 1, "#1f77b4"),
@@ -53,12 +54,12 @@ def lenet_figures(results: dict) -> dict[str, str]:
     """What the landing page says about Chapter 7, from ``load_results("lenet5_mnist", "cpu")``:
     the test accuracy reached, after how many epochs and seconds of training, where and when."""
     if results is None or "time_to_target" not in results:
-        raise ValueError("no LeNet-5 results: run `python benchmarks/lenet5_mnist.py` first")
+        raise ValueError(tr("no LeNet-5 results: run `python benchmarks/lenet5_mnist.py` first"))
     target = results["time_to_target"]
     reached = target.get("reached")
     if not reached:
-        raise ValueError("the LeNet-5 benchmark never reached its target accuracy: the "
-                         "landing page has no time to quote")
+        raise ValueError(tr("the LeNet-5 benchmark never reached its target accuracy: the "
+                            "landing page has no time to quote"))
     epoch = reached["epoch"]
     return {"intro_lenet_acc": f"{target['test_acc'][epoch - 1]:.2%}",
             "intro_lenet_epochs": str(epoch),
@@ -74,13 +75,14 @@ def cifar_figures(results: dict) -> dict[str, str]:
     runs = (results or {}).get("accuracy", {}).get("runs", {})
     missing = [name for name in CHAPTER8_RUNS if name not in runs]
     if missing:
-        raise ValueError(f"the CIFAR-10 results lack the run(s) {missing}: run "
-                         f"`python benchmarks/cifar10.py --parts accuracy` to measure them")
+        raise ValueError(tr("the CIFAR-10 results lack the run(s) {missing}: run "
+                            "`python benchmarks/cifar10.py --parts accuracy` to measure them",
+                            missing=missing))
     chosen = [runs[name] for name in CHAPTER8_RUNS]
     machines = sorted({run["measured"]["machine"] for run in chosen})
     if len(machines) != 1:
-        raise ValueError(f"Chapter 8's networks were measured on different machines "
-                         f"({machines}): their times cannot be added up")
+        raise ValueError(tr("Chapter 8's networks were measured on different machines "
+                            "({machines}): their times cannot be added up", machines=machines))
     epochs = [str(run["epochs"]) for run in chosen]
     seconds = sum(run["train_seconds"] for run in chosen)
     return {"intro_cifar_minutes": f"{seconds / 60:.0f}",

@@ -25,6 +25,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from cnn_course.messages import tr
+
 OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
 
@@ -90,17 +92,19 @@ class Trajectory:
     def describe(self, surface: Surface | None = None) -> str:
         """One plain sentence on how the run ended."""
         if self.diverged_at is not None:
-            return (f"diverged at step {self.diverged_at}: the steps grew instead of shrinking "
-                    "and the point flew off the map")
+            return tr("diverged at step {step}: the steps grew instead of shrinking and the "
+                      "point flew off the map", step=self.diverged_at)
         start_loss = float(self.losses[0])
         if self.final_loss > start_loss:
-            return (f"after {self.steps} steps the loss has grown from {start_loss:.3g} to "
-                    f"{self.final_loss:.3g}: the steps overshoot more each time (diverging)")
-        text = f"after {self.steps} steps the loss is {self.final_loss:.3g}"
-        if surface is not None:
-            distance = math.dist(self.points[-1].tolist(), surface.minimum)
-            text += f", {distance:.2g} away from the minimum"
-        return text
+            return tr("after {steps} steps the loss has grown from {start:.3g} to {final:.3g}: "
+                      "the steps overshoot more each time (diverging)", steps=self.steps,
+                      start=start_loss, final=self.final_loss)
+        if surface is None:
+            return tr("after {steps} steps the loss is {final:.3g}", steps=self.steps,
+                      final=self.final_loss)
+        distance = math.dist(self.points[-1].tolist(), surface.minimum)
+        return tr("after {steps} steps the loss is {final:.3g}, {distance:.2g} away from the "
+                  "minimum", steps=self.steps, final=self.final_loss, distance=distance)
 
 
 def run_on_surface(surface: Surface, make_optimizer: OptimizerFactory, steps: int,
@@ -300,7 +304,7 @@ class FunctionOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
         if closure is not None:
-            raise ValueError("FunctionOptimizer does not take a closure")
+            raise ValueError(tr("FunctionOptimizer does not take a closure"))
         for group, state in zip(self.param_groups, self.function_state, strict=True):
             # like torch.optim, skip tensors without a gradient (the state is kept by position,
             # so a model should give gradients to the same tensors at every step)

@@ -12,6 +12,9 @@ import torch
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
+from cnn_course.messages import tr
+from cnn_course.summary import pad, text_width
+
 #: LeNet-5's attribute names -> the names the 1998 paper gives its layers.
 PAPER_NAMES = {"c1": "C1", "s2": "S2", "c3": "C3", "s4": "S4", "c5": "C5", "f6": "F6",
                "output": "output"}
@@ -56,7 +59,7 @@ def trace_stages(model: nn.Module, image: torch.Tensor) -> list[Stage]:
     The first stage is the input itself. The model's mode (train or eval) is left as it was."""
     batch = image if image.dim() == 4 else image.unsqueeze(0)
     if batch.shape[0] != 1:
-        raise ValueError(f"one image please, got a batch of {batch.shape[0]}")
+        raise ValueError(tr("one image please, got a batch of {n}", n=batch.shape[0]))
     stages = [Stage("input", "image", tuple(batch.shape[1:]), 0)]
     handles = []
     for name, module in model.named_modules():
@@ -86,13 +89,14 @@ def format_shape(shape: tuple[int, ...]) -> str:
 
 def stage_table(stages: list[Stage]) -> str:
     """The stages as a text table, one line per layer, with the total parameter count."""
-    lines = [f"{'layer':<8}{'what it is':<28}{'output shape':>14}{'parameters':>12}"]
-    lines.append("-" * len(lines[0]))
+    header = (pad(tr("layer"), 8) + pad(tr("what it is"), 28) + pad(tr("output shape"), 14, ">")
+              + pad(tr("parameters"), 12, ">"))
+    lines = [header, "-" * text_width(header)]
     for stage in stages:
         lines.append(f"{stage.name:<8}{stage.kind:<28}{format_shape(stage.shape):>14}"
                      f"{stage.params:>12,}")
-    lines.append("-" * len(lines[0]))
-    lines.append(f"{'total':<50}{sum(s.params for s in stages):>12,}")
+    lines.append("-" * text_width(header))
+    lines.append(f"{pad(tr('total'), 50)}{sum(s.params for s in stages):>12,}")
     return "\n".join(lines)
 
 
@@ -355,7 +359,7 @@ def date_span(dates: list[str]) -> str:
     """``["2026-11-23", "2026-12-05", "2026-11-23"]`` -> ``"2026-11-23 – 2026-12-05"`` (a dash,
     no words: translated pages glue it too); one date when they are all the same."""
     if not dates:
-        raise ValueError("no dates given")
+        raise ValueError(tr("no dates given"))
     first, last = min(dates), max(dates)
     return first if first == last else f"{first} – {last}"
 
@@ -369,18 +373,20 @@ def same_budget(accuracy: dict) -> SameBudget:
     runs = accuracy.get("runs", {})
     missing = [name for name in NONLINEARITY_RUNS if name not in runs]
     if missing:
-        raise ValueError(f"the CIFAR-10 results lack the run(s) {missing}: run "
-                         f"`python benchmarks/cifar10.py --parts accuracy` to measure them")
+        raise ValueError(tr("the CIFAR-10 results lack the run(s) {missing}: run "
+                            "`python benchmarks/cifar10.py --parts accuracy` to measure them",
+                            missing=missing))
     chosen = {name: runs[name] for name in NONLINEARITY_RUNS}
     params = {run["params"] for run in chosen.values()}
     if len(params) != 1:
-        raise ValueError(f"the three versions should have the same parameter count, got "
-                         f"{ {name: run['params'] for name, run in chosen.items()} }")
+        raise ValueError(tr("the three versions should have the same parameter count, got "
+                            "{counts}",
+                            counts={name: run["params"] for name, run in chosen.items()}))
     machines = {run["measured"]["machine"] for run in chosen.values()}
     if len(machines) != 1:
-        raise ValueError(f"the three versions were measured on different machines "
-                         f"({sorted(machines)}): their accuracies are still comparable, but "
-                         f"the page names one machine; rerun them on one")
+        raise ValueError(tr("the three versions were measured on different machines "
+                            "({machines}): their accuracies are still comparable, but the page "
+                            "names one machine; rerun them on one", machines=sorted(machines)))
     epochs = min(len(run["test_acc"]) for run in chosen.values())
     return SameBudget(epochs=epochs,
                       test_acc={name: run["test_acc"][epochs - 1] for name, run in chosen.items()},

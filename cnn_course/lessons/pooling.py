@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cnn_course.messages import tr
+
 SOBEL = torch.tensor([[1.0, 0.0, -1.0],
                       [2.0, 0.0, -2.0],
                       [1.0, 0.0, -1.0]])
@@ -36,7 +38,8 @@ def shifted_pair(images: torch.Tensor, pixels: int = 1, margin: int = 4
     images: [N, C, H, W]. Returns two [N, C, H - 2*margin, W - 2*margin] tensors.
     """
     if not 0 <= pixels <= margin:
-        raise ValueError(f"the shift ({pixels}) must be between 0 and the margin ({margin})")
+        raise ValueError(tr("the shift ({pixels}) must be between 0 and the margin ({margin})",
+                            pixels=pixels, margin=margin))
     width = images.shape[-1]
     base = images[..., margin:-margin, margin:width - margin]
     moved = images[..., margin:-margin, margin - pixels:width - margin - pixels]

@@ -1,5 +1,9 @@
 """Generate the learner notebooks in ``notebooks/`` from the solved ones in ``solutions/``.
 
+Each translation (``locales/<language>/notebooks/``) also gets its learner notebooks in
+``notebooks/<language>/`` and its solution notebooks, to run (no outputs), in
+``solutions/<language>/``: the same code cells, the markdown from the catalogs.
+
 In a solution notebook, each answer is marked inside a function body::
 
     def relu(x):
@@ -84,6 +88,18 @@ def learner_version(solution: nbformat.NotebookNode, name: str = "notebook"
     return notebook
 
 
+def runnable_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A solution notebook without outputs, execution counts or saved widget state."""
+    notebook = nbformat.from_dict(solution)
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    return notebook
+
+
 def render(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook, version=4) + "\n"
 
@@ -102,10 +118,16 @@ def _translated_learner(root: Path, solution: Path, language: str) -> Path:
     return root / "notebooks" / language / solution.name
 
 
+def _translated_solution(root: Path, solution: Path, language: str) -> Path:
+    return root / "solutions" / language / solution.name
+
+
 def _learner_paths(root: Path) -> list[Path]:
-    """Every learner notebook ``generate`` writes, English and translated."""
+    """Every notebook ``generate`` writes: learner notebooks, English and translated, and
+    translated solution notebooks."""
     return [learner for solution, learner in _pairs(root)] + [
-        _translated_learner(root, solution, language)
+        make(root, solution, language)
+        for make in (_translated_learner, _translated_solution)
         for solution, _ in _pairs(root) for language in translations(root)]
 
 
@@ -125,6 +147,8 @@ def _expected(root: Path) -> dict[Path, str]:
                     cell.source = cell.source.replace("](../", "](../../")
             expected[_translated_learner(root, solution, language)] = render(
                 learner_version(version, f"{language}/{solution.name}"))
+            expected[_translated_solution(root, solution, language)] = render(
+                runnable_version(version))
     return expected
 
 
@@ -146,9 +170,12 @@ def out_of_date(root: Path) -> list[str]:
         if not learner.exists():
             problems.append(f"{learner.relative_to(root)} is missing")
         elif learner.read_text(encoding="utf-8") != text:
-            problems.append(f"{learner.relative_to(root)} differs from its solution's learner "
-                            "version (edit solutions/ or locales/, never notebooks/)")
-    for extra in sorted((root / "notebooks").rglob("*.ipynb")):
+            problems.append(f"{learner.relative_to(root)} differs from what generate writes "
+                            "(edit solutions/ or locales/, never a generated notebook)")
+    extras = sorted((root / "notebooks").rglob("*.ipynb")) + [
+        path for language in translations(root)
+        for path in sorted((root / "solutions" / language).glob("*.ipynb"))]
+    for extra in extras:
         if extra not in expected and ".ipynb_checkpoints" not in extra.parts:
             problems.append(f"{extra.relative_to(root)} has no solution notebook")
     return problems
@@ -250,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     if problems or wrong_repository:
         return 1
     languages = "".join(f", {language}" for language in translations(args.root))
-    print(f"learner notebooks (English{languages}) are up to date with {len(_pairs(args.root))} "
-          "solutions, and all install the repository named in _config.yml")
+    print(f"learner notebooks (English{languages}) and translated solution notebooks are up to "
+          f"date with {len(_pairs(args.root))} solutions, and all install the repository named "
+          "in _config.yml")
     return 0
 
 

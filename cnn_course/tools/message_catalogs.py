@@ -1,10 +1,12 @@
 """Translations of the package's messages (``cnn_course/messages.py``), one catalog per module.
 
-The English templates are read from the source: every ``tr("...")`` and ``N_("...")`` whose
-first argument is a string literal. ``cnn_course/locales/<language>/<module>.po`` holds the
-templates of one module (``checks.conv.po`` for ``cnn_course/checks/conv.py``), each with its
-translation. A template is translated when some catalog of the language holds it with a
-non-empty translation that is not fuzzy and uses the same ``{fields}`` as the English.
+The English templates are read from the source: every ``tr("...")`` and ``N_("...")`` of the
+Python code whose first argument is a string literal, and every ``t("...")`` and ``N_("...")``
+of the explorers' JavaScript (``cnn_course/widgets/js``, catalogs ``widgets.js.<file>.po``).
+``cnn_course/locales/<language>/<module>.po`` holds the templates of one module
+(``checks.conv.po`` for ``cnn_course/checks/conv.py``), each with its translation. A template
+is translated when some catalog of the language holds it with a non-empty translation that is
+not fuzzy and uses the same ``{fields}`` as the English.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 from cnn_course.messages import CATALOG_DIR
+from cnn_course.widgets.frontend import JS, JS_MESSAGE, js_templates, js_unextractable
 
 PACKAGE = Path(__file__).resolve().parents[1]
-_MARKERS = ("tr", "N_")
+_MARKERS = ("tr", "N_", "figure_tr")
 
 
 def domain_of(path: Path, package: Path = PACKAGE) -> str:
@@ -47,7 +50,23 @@ def extract(package: Path = PACKAGE) -> dict[str, dict[str, list[str]]]:
                 where = f"{path.relative_to(package.parent).as_posix()}:{call.lineno}"
                 templates.setdefault(domain_of(path, package), {}) \
                     .setdefault(first.value, []).append(where)
+    for path in sorted((package / JS.relative_to(PACKAGE)).glob("*.js")):
+        source = path.read_text(encoding="utf-8")
+        lines = _line_numbers(source, JS_MESSAGE)
+        for template, line in zip(js_templates(source), lines, strict=False):
+            where = f"{path.relative_to(package.parent).as_posix()}:{line}"
+            templates.setdefault(domain_of(path, package), {})[template] = [where]
     return templates
+
+
+def _line_numbers(source: str, pattern) -> list[int]:
+    """The line of the first match of each distinct template, in the order of js_templates."""
+    import json
+
+    first: dict[str, int] = {}
+    for match in pattern.finditer(source):
+        first.setdefault(json.loads(match.group(1)), source.count("\n", 0, match.start()) + 1)
+    return list(first.values())
 
 
 def unextractable(package: Path = PACKAGE) -> list[tuple[str, str]]:
@@ -62,6 +81,12 @@ def unextractable(package: Path = PACKAGE) -> list[tuple[str, str]]:
             if isinstance(first, ast.JoinedStr | ast.BinOp | ast.Call):
                 found.append((domain_of(path, package),
                               f"{path.relative_to(package.parent).as_posix()}:{call.lineno}"))
+    for path in sorted((package / JS.relative_to(PACKAGE)).glob("*.js")):
+        source = path.read_text(encoding="utf-8")
+        for offset in js_unextractable(source):
+            line = source.count("\n", 0, offset) + 1
+            found.append((domain_of(path, package),
+                          f"{path.relative_to(package.parent).as_posix()}:{line}"))
     return found
 
 
@@ -154,3 +179,70 @@ def update(language: str, domains: list[str] | None = None, package: Path = PACK
         catalog.save(str(path))
         written.append(path)
     return written
+
+
+# ---- the texts on the explanation pages' figures (cnn_course/figure_translation.py) --------
+# scripts/execute_pages.py lists them per page in FIGURE_TEXTS; their catalog is figures.po.
+
+FIGURE_TEXTS = PACKAGE.parent / "_build" / "figure-texts.json"
+FIGURES = "figures"
+
+
+def _figure_texts(path: Path) -> dict:
+    import json
+
+    if not path.exists():
+        raise FileNotFoundError(f"no {path.name}: build the site first (bash "
+                                "scripts/build-book.sh lists the figures' texts)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def figure_problems(language: str, texts: Path = FIGURE_TEXTS,
+                    catalogs: Path = CATALOG_DIR) -> list:
+    """Every text on a page's figures without a current translation, named with its page."""
+    from cnn_course.tools.translations import Problem
+
+    entries = _all_entries(language, catalogs)
+    found = []
+    for page, figure in _figure_texts(texts).items():
+        for template in figure["templates"]:
+            entry = entries.get(template)
+            if entry is None or not entry.msgstr.strip():
+                found.append(Problem(f"figures/{page}", template, "not translated"))
+            elif "fuzzy" in entry.flags:
+                found.append(Problem(f"figures/{page}", template,
+                                     "the English changed since it was translated (fuzzy)"))
+            elif fields(entry.msgstr) != fields(template):
+                found.append(Problem(f"figures/{page}", template,
+                                     "the translation's numbers differ from the English"))
+    return found
+
+
+def update_figures(language: str, texts: Path = FIGURE_TEXTS,
+                   catalogs: Path = CATALOG_DIR) -> Path:
+    """Write figures.po: every figure text of the pages, page by page, translations kept, a
+    new text that resembles one which is gone inheriting its translation marked fuzzy."""
+    import polib
+
+    path = catalog_path(language, FIGURES, catalogs)
+    old = {e.msgid: e for e in polib.pofile(str(path)) if not e.obsolete} \
+        if path.exists() else {}
+    current = {template: page for page, figure in _figure_texts(texts).items()
+               for template in figure["templates"]}
+    gone = [msgid for msgid in old if msgid not in current]
+    catalog = polib.POFile(wrapwidth=0)
+    catalog.metadata = {"Content-Type": "text/plain; charset=utf-8", "Language": language}
+    for template, page in current.items():
+        entry = polib.POEntry(msgid=template, msgstr="", occurrences=[(f"{page}.md", "")])
+        before = old.get(template)
+        if before is not None:
+            entry.msgstr, entry.flags = before.msgstr, list(before.flags)
+        else:
+            close = difflib.get_close_matches(template, gone, n=1, cutoff=0.7)
+            if close and old[close[0]].msgstr:
+                entry.msgstr, entry.previous_msgid = old[close[0]].msgstr, close[0]
+                entry.flags = ["fuzzy"]
+        catalog.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.save(str(path))
+    return path

@@ -153,12 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         if module:
             return 0
         notebook_catalogs.update(args.language)
+        if message_catalogs.FIGURE_TEXTS.exists():
+            message_catalogs.update_figures(args.language)
         return update(args.language)
     problems = message_catalogs.problems(args.language) + \
         notebook_catalogs.problems(args.language)
     if not (args.page or "").startswith(("notebooks/", "messages/")):
         try:
-            problems = catalog_problems(language=args.language) + problems
+            problems = catalog_problems(language=args.language) + problems + \
+                message_catalogs.figure_problems(args.language)
         except FileNotFoundError as missing:
             print(f"error: {missing}", file=sys.stderr)
             return 2

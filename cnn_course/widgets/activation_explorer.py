@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from IPython.display import display
 
+from cnn_course.figure_translation import figure_tr, set_title
+from cnn_course.messages import tr
+
 ActivationFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 ACTIVATIONS: dict[str, ActivationFn] = {
@@ -35,8 +38,9 @@ def function_and_derivative(fn: ActivationFn, x: torch.Tensor, slope: float
     leaf = x.detach().clone().requires_grad_(True)
     y = fn(leaf, slope)
     if not isinstance(y, torch.Tensor) or y.shape != leaf.shape:
-        raise ValueError(f"the function should return a tensor of shape {tuple(leaf.shape)}, "
-                         f"got {type(y).__name__} {tuple(getattr(y, 'shape', ()))}")
+        raise ValueError(tr("the function should return a tensor of shape {expected}, got "
+                            "{type_name} {shape}", expected=tuple(leaf.shape),
+                            type_name=type(y).__name__, shape=tuple(getattr(y, "shape", ()))))
     if not y.requires_grad:  # the output does not depend on x (a constant function)
         return y.detach(), torch.zeros_like(x)
     (dy,) = torch.autograd.grad(y.sum(), leaf, allow_unused=True)
@@ -48,9 +52,10 @@ def parse_number(text: str) -> float:
     try:
         value = float(text.strip())
     except ValueError:
-        raise ValueError(f"{text!r} is not a number; type one, such as 1.5 or -3") from None
+        raise ValueError(tr("{text!r} is not a number; type one, such as 1.5 or -3",
+                            text=text)) from None
     if not math.isfinite(value):
-        raise ValueError("type a finite number (inf and nan cannot be plotted)")
+        raise ValueError(tr("type a finite number (inf and nan cannot be plotted)"))
     return value
 
 
@@ -70,12 +75,12 @@ class ActivationExplorer:
         slider = dict(continuous_update=False, style={"description_width": "110px"})
         self.controls: dict[str, W.ValueWidget] = {
             "function": W.Dropdown(options=list(self.functions), value="ReLU",
-                                   description="function"),
+                                   description=tr("function")),
             "x_range": W.FloatRangeSlider(value=(-5.0, 5.0), min=-20.0, max=20.0, step=0.5,
-                                          description="input range", **slider),
+                                          description=tr("input range"), **slider),
             "slope": W.FloatSlider(0.1, min=0.0, max=1.0, step=0.01,
-                                   description="Leaky ReLU slope", **slider),
-            "probe": W.Text("1.0", description="evaluate at x =",
+                                   description=tr("Leaky ReLU slope"), **slider),
+            "probe": W.Text("1.0", description=tr("evaluate at x ="),
                             style={"description_width": "110px"}),
         }
         self.readout = W.HTML()
@@ -107,15 +112,15 @@ class ActivationExplorer:
         name, (low, high), slope = v["function"], v["x_range"], float(v["slope"])
         self.controls["slope"].disabled = name != "Leaky ReLU"
         if not high > low:
-            self._show_problem(f"the input range [{low:g}, {high:g}] is empty; drag its two "
-                               "ends apart")
+            self._show_problem(tr("the input range [{low:g}, {high:g}] is empty; drag its two "
+                                  "ends apart", low=low, high=high))
             return
         self.x = torch.linspace(low, high, self.points)
         try:
             self.y, self.dy = function_and_derivative(self.functions[name], self.x, slope)
         except Exception as problem:  # a learner's function may fail in any way
-            self._show_problem(f"{name} could not be evaluated: {type(problem).__name__}: "
-                               f"{problem}")
+            self._show_problem(tr("{name} could not be evaluated: {error}: {message}",
+                                  name=name, error=type(problem).__name__, message=problem))
             return
         self.error = None
         try:
@@ -128,11 +133,12 @@ class ActivationExplorer:
         zero = (self.y == 0).float().mean().item()
         self.readout.value = (
             f"<div class='activation-explorer-readout'>{probe_text}<br>"
-            f"on [{low:g}, {high:g}]: output from {self.y.min().item():.4g} to "
-            f"{self.y.max().item():.4g}; derivative from {self.dy.min().item():.4g} to "
-            f"{self.dy.max().item():.4g}<br>"
-            f"flat (|f'| &lt; {FLAT}): <b>{flat:.0%}</b> of the range; "
-            f"output exactly 0: <b>{zero:.0%}</b></div>")
+            + tr("on [{low:g}, {high:g}]: output from {y_min:.4g} to {y_max:.4g}; derivative "
+                 "from {dy_min:.4g} to {dy_max:.4g}", low=low, high=high,
+                 y_min=self.y.min().item(), y_max=self.y.max().item(),
+                 dy_min=self.dy.min().item(), dy_max=self.dy.max().item()) + "<br>"
+            + tr("flat (|f'| &lt; {limit}): {flat} of the range; output exactly 0: {zero}",
+                 limit=FLAT, flat=f"<b>{flat:.0%}</b>", zero=f"<b>{zero:.0%}</b>") + "</div>")
         self._draw(name, slope)
 
     def _probe_text(self, name: str, slope: float, at: float) -> str:
@@ -142,21 +148,22 @@ class ActivationExplorer:
     def _show_problem(self, message: str) -> None:
         self.error = message
         self.y = self.dy = None
-        self.readout.value = ("<div class='activation-explorer-problem'><b>Cannot plot:</b> "
-                              f"{html.escape(message)}</div>")
+        self.readout.value = (f"<div class='activation-explorer-problem'><b>"
+                              f"{tr('Cannot plot:')}</b> {html.escape(message)}</div>")
         self.plot_view.clear_output()
 
     def _draw(self, name: str, slope: float) -> None:
-        label = f"{name} (slope {slope:g})" if name == "Leaky ReLU" else name
+        label = figure_tr("{name} (slope {slope:g})", name=name, slope=slope) \
+            if name == "Leaky ReLU" else name
         self.plot_view.clear_output(wait=True)
         with self.plot_view:
             fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-            for ax, values, title in [(axes[0], self.y, label), (axes[1], self.dy,
-                                                                  f"derivative of {label}")]:
+            derivative = figure_tr("derivative of {function}", function=label)
+            for ax, values, title in [(axes[0], self.y, label), (axes[1], self.dy, derivative)]:
                 ax.plot(self.x.numpy(), values.numpy(), color="tab:blue")
                 ax.axhline(0, color="grey", linewidth=0.6)
                 ax.axvline(0, color="grey", linewidth=0.6)
-                ax.set_title(title, fontsize=10)
+                set_title(ax, title, fontsize=10)
                 ax.set_xlabel("x")
             fig.tight_layout()
             display(fig)

@@ -15,10 +15,13 @@ import torch.nn.functional as F
 from IPython.display import display
 
 from cnn_course.arith import conv_output_size, conv_params, same_padding
+from cnn_course.figure_translation import figure_tr, set_title
 from cnn_course.images import sample_photo
+from cnn_course.messages import N_, tr
 from cnn_course.plots import draw_conv_grid
 
-PRESETS = ("identity", "vertical edge", "horizontal edge", "blur", "sharpen", "custom")
+PRESETS = (N_("identity"), N_("vertical edge"), N_("horizontal edge"), N_("blur"), N_("sharpen"),
+           N_("custom"))
 
 
 def preset_kernel(name: str, k: int) -> torch.Tensor:
@@ -36,24 +39,27 @@ def preset_kernel(name: str, k: int) -> torch.Tensor:
         return torch.full((k, k), 1.0 / (k * k))
     if name == "sharpen":
         return 2 * identity - torch.full((k, k), 1.0 / (k * k))
-    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    raise ValueError(tr("unknown preset {name!r}; choose one of {names}", name=name,
+                        names=", ".join(PRESETS)))
 
 
 def parse_kernel(text: str) -> torch.Tensor:
     """Parse rows separated by ';' and values by ',' or spaces, e.g. ``1,0,-1; 2,0,-2; 1,0,-1``."""
     rows = [row.replace(",", " ").split() for row in text.split(";") if row.strip()]
     if not rows:
-        raise ValueError("type the kernel's rows separated by ';', e.g. 1,0,-1; 2,0,-2; 1,0,-1")
+        raise ValueError(tr("type the kernel's rows separated by ';', e.g. 1,0,-1; 2,0,-2; "
+                            "1,0,-1"))
     if len({len(row) for row in rows}) != 1 or len(rows) != len(rows[0]):
-        raise ValueError(f"the custom kernel must be square; got {len(rows)} rows of lengths "
-                         f"{[len(row) for row in rows]}")
+        raise ValueError(tr("the custom kernel must be square; got {count} rows of lengths "
+                            "{lengths}", count=len(rows), lengths=[len(row) for row in rows]))
     try:
         kernel = torch.tensor([[float(v) for v in row] for row in rows])
     except ValueError:
-        raise ValueError(f"could not read every value of {text!r} as a number") from None
+        raise ValueError(tr("could not read every value of {text!r} as a number",
+                            text=text)) from None
     if not torch.isfinite(kernel).all():
-        raise ValueError(f"every value of the custom kernel must be a finite number; {text!r} "
-                         "holds nan or inf")
+        raise ValueError(tr("every value of the custom kernel must be a finite number; {text!r} "
+                            "holds nan or inf", text=text))
     return kernel
 
 
@@ -68,20 +74,21 @@ class ConvExplorer:
         self.photo = sample_photo(photo_size)            # [1, H, W] in [0, 1]
         slider = dict(continuous_update=False, style={"description_width": "110px"})
         self.controls: dict[str, W.ValueWidget] = {
-            "n": W.IntSlider(7, min=3, max=16, description="input size n", **slider),
-            "kernel_size": W.IntSlider(3, min=1, max=7, description="kernel k", **slider),
-            "padding": W.IntSlider(0, min=0, max=4, description="padding p", **slider),
+            "n": W.IntSlider(7, min=3, max=16, description=tr("input size n"), **slider),
+            "kernel_size": W.IntSlider(3, min=1, max=7, description=tr("kernel k"), **slider),
+            "padding": W.IntSlider(0, min=0, max=4, description=tr("padding p"), **slider),
             "same": W.Checkbox(False, description="padding='same'", indent=False),
-            "stride": W.IntSlider(1, min=1, max=4, description="stride s", **slider),
-            "dilation": W.IntSlider(1, min=1, max=3, description="dilation d", **slider),
+            "stride": W.IntSlider(1, min=1, max=4, description=tr("stride s"), **slider),
+            "dilation": W.IntSlider(1, min=1, max=3, description=tr("dilation d"), **slider),
             "in_channels": W.IntSlider(1, min=1, max=8, description="in_channels", **slider),
             "out_channels": W.IntSlider(1, min=1, max=64, description="out_channels", **slider),
-            "preset": W.Dropdown(options=PRESETS, value="vertical edge", description="kernel",
+            "preset": W.Dropdown(options=[(tr(name), name) for name in PRESETS],
+                                 value="vertical edge", description=tr("kernel"),
                                  style={"description_width": "110px"}),
-            "custom": W.Text("1,0,-1; 2,0,-2; 1,0,-1", description="custom values",
+            "custom": W.Text("1,0,-1; 2,0,-2; 1,0,-1", description=tr("custom values"),
                              style={"description_width": "110px"}),
-            "out_row": W.IntSlider(0, min=0, max=4, description="output row", **slider),
-            "out_col": W.IntSlider(0, min=0, max=4, description="output column", **slider),
+            "out_row": W.IntSlider(0, min=0, max=4, description=tr("output row"), **slider),
+            "out_col": W.IntSlider(0, min=0, max=4, description=tr("output column"), **slider),
         }
         self.summary = W.HTML()
         self.grid_view = W.Output()
@@ -115,8 +122,8 @@ class ConvExplorer:
             return preset_kernel(preset, k)
         kernel = parse_kernel(self.controls["custom"].value)
         if kernel.shape[0] != k:
-            raise ValueError(f"the custom kernel is {kernel.shape[0]}x{kernel.shape[0]}; set "
-                             f"kernel k to {kernel.shape[0]}")
+            raise ValueError(tr("the custom kernel is {k}x{k}; set kernel k to {k}",
+                                k=kernel.shape[0]))
         return kernel
 
     def values(self) -> dict:
@@ -138,18 +145,23 @@ class ConvExplorer:
         p = (v["padding"],) * 2 if padding != "same" else same_padding(k, d)
         params = conv_params(v["in_channels"], v["out_channels"], k)
         if padding == "same":
-            formula = (f"padding='same' keeps the size at stride 1: o = n = <b>{o}</b>; it pads "
-                       f"{p[0]} before and {p[1]} after")
-            if p[0] != p[1]:
-                formula += (" (the total d(k−1) is odd, so the padding cannot be split evenly; "
-                            "PyTorch puts the extra row and column after)")
+            if p[0] == p[1]:
+                formula = tr("padding='same' keeps the size at stride 1: o = n = {o}; it pads "
+                             "{before} before and {after} after", o=f"<b>{o}</b>",
+                             before=p[0], after=p[1])
+            else:
+                formula = tr("padding='same' keeps the size at stride 1: o = n = {o}; it pads "
+                             "{before} before and {after} after (the total d(k−1) is odd, so "
+                             "the padding cannot be split evenly; PyTorch puts the extra row "
+                             "and column after)", o=f"<b>{o}</b>", before=p[0], after=p[1])
         else:
             formula = (f"o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 = "
                        f"⌊({n} + 2·{p[0]} − {d}·({k}−1) − 1) / {s}⌋ + 1 = <b>{o}</b>")
         ci, co = v["in_channels"], v["out_channels"]
+        shape = tr("output: {c} × {o} × {o} (channels × height × width)", c=co, o=o)
         self.summary.value = (
-            f"<div class='conv-explorer-summary'>{formula}<br>output: {co} × {o} × {o} "
-            f"(channels × height × width)<br>parameters = k·k·c_in·c_out + c_out = "
+            f"<div class='conv-explorer-summary'>{formula}<br>{shape}<br>"
+            f"{tr('parameters')} = k·k·c_in·c_out + c_out = "
             f"{k}·{k}·{ci}·{co} + {co} = <b>{params:,}</b></div>")
         self._updating = True
         try:
@@ -162,8 +174,9 @@ class ConvExplorer:
     def _show_problem(self, message: str) -> None:
         self.error = message
         self.last_feature_map = None
-        self.summary.value = ("<div class='conv-explorer-problem'><b>This combination does not "
-                              f"work:</b> {html.escape(message)}</div>")
+        self.summary.value = (f"<div class='conv-explorer-problem'><b>"
+                              f"{tr('This combination does not work:')}</b> "
+                              f"{html.escape(message)}</div>")
         self.grid_view.clear_output()
         self.feature_view.clear_output()
 
@@ -183,18 +196,22 @@ class ConvExplorer:
         with self.grid_view:
             fig, ax = plt.subplots(figsize=(3.6, 3.6))
             draw_conv_grid(ax, n, k, p, s, d, v["out_row"], v["out_col"])
+            set_title(ax, figure_tr("padded input {size}x{size} (grey = zero padding); kernel at "
+                                    "output ({row}, {column})", size=p[0] + n + p[1],
+                                    row=v["out_row"], column=v["out_col"]), fontsize=9)
             display(fig)
             plt.close(fig)
         self.feature_view.clear_output(wait=True)
         with self.feature_view:
             fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
             axes[0].imshow(self.photo[0].numpy(), cmap="gray")
-            axes[0].set_title(f"photo {self.photo.shape[-1]}×{self.photo.shape[-1]}", fontsize=9)
+            set_title(axes[0], figure_tr("photo {n}×{n}", n=self.photo.shape[-1]), fontsize=9)
             feature = self.last_feature_map[0, 0]
             limit = float(feature.abs().max()) or 1.0
             axes[1].imshow(feature.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            axes[1].set_title(f"F.conv2d output {feature.shape[0]}×{feature.shape[1]}",
-                              fontsize=9)
+            set_title(axes[1], figure_tr("F.conv2d output {height}×{width}",
+                                         height=feature.shape[0], width=feature.shape[1]),
+                      fontsize=9)
             for ax in axes:
                 ax.axis("off")
             fig.tight_layout()

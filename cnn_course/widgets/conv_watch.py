@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 
-import anywidget
 import traitlets
 
+from cnn_course.messages import LANGUAGES, tr, using_language
 from cnn_course.widgets.conv_explorer import PRESETS, preset_kernel
-from cnn_course.widgets.frontend import CSS, JS, esm
+from cnn_course.widgets.frontend import CSS, JS, Explorer, esm
 from cnn_course.widgets.static import output_size_or_reason
 
 #: The named kernels offered (every preset of the notebook explorer except "custom").
@@ -39,8 +39,9 @@ def photo_patch(gray: bool, photo_size: int = 24, top: int = 5, left: int = 13,
     from cnn_course.images import sample_photo
 
     if not 0 <= top <= photo_size - size or not 0 <= left <= photo_size - size:
-        raise ValueError(f"a {size}x{size} patch at row {top}, column {left} does not fit in a "
-                         f"{photo_size}x{photo_size} photo")
+        raise ValueError(tr("a {size}x{size} patch at row {top}, column {left} does not fit in "
+                            "a {photo_size}x{photo_size} photo", size=size, top=top, left=left,
+                            photo_size=photo_size))
     photo = sample_photo(photo_size, gray=gray)[:, top:top + size, left:left + size]
     return photo.double().round(decimals=2).tolist()
 
@@ -73,17 +74,20 @@ def check_watch_values(values: dict) -> None:
     """Raise a ``ValueError`` that names the problem if ``values`` is not a setting the
     explorer can show (the output size may still be missing: the explorer says why)."""
     if values.get("channels") not in (1, 3):
-        raise ValueError(f"channels must be 1 (gray) or 3 (colour), got {values.get('channels')!r}")
+        raise ValueError(tr("channels must be 1 (gray) or 3 (colour), got {got!r}",
+                            got=values.get("channels")))
     k = values.get("kernel_size")
     if k not in WATCH_KERNEL_SIZES:
-        raise ValueError(f"kernel_size must be one of {WATCH_KERNEL_SIZES}, got {k!r}")
+        raise ValueError(tr("kernel_size must be one of {sizes}, got {got!r}",
+                            sizes=WATCH_KERNEL_SIZES, got=k))
     for name, (low, high) in WATCH_RANGES.items():
         value = values.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+            raise ValueError(tr("{name} must be an int from {low} to {high}, got {got!r}",
+                                name=name, low=low, high=high, got=value))
     bias = values.get("bias")
     if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
-        raise ValueError(f"bias must be a finite number, got {bias!r}")
+        raise ValueError(tr("bias must be a finite number, got {got!r}", got=bias))
     kernel = values.get("kernel")
     if kernel == "custom":
         weights = values.get("weights")
@@ -97,16 +101,18 @@ def check_watch_values(values: dict) -> None:
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ValueError(f"a custom kernel needs weights as nested lists of shape {shape} "
-                             f"(channels, rows, columns) of finite numbers, got {weights!r}")
+            raise ValueError(tr("a custom kernel needs weights as nested lists of shape {shape} "
+                                "(channels, rows, columns) of finite numbers, got {got!r}",
+                                shape=shape, got=weights))
     elif kernel not in WATCH_KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(WATCH_KERNELS)} or 'custom', "
-                         f"got {kernel!r}")
+        raise ValueError(tr("kernel must be one of {names} or 'custom', got {got!r}",
+                            names=", ".join(WATCH_KERNELS), got=kernel))
     if values.get("speed") not in ("slow", "normal", "fast"):
-        raise ValueError(f"speed must be 'slow', 'normal' or 'fast', got {values.get('speed')!r}")
+        raise ValueError(tr("speed must be 'slow', 'normal' or 'fast', got {got!r}",
+                            got=values.get("speed")))
 
 
-class ConvWatchExplorer(anywidget.AnyWidget):
+class ConvWatchExplorer(Explorer):
     """A convolution of a small patch of the photo, computed step by step in the browser.
 
     ``values`` holds the settings: ``channels`` (1 or 3), ``kernel`` (a name of
@@ -122,6 +128,7 @@ class ConvWatchExplorer(anywidget.AnyWidget):
     kernel_sizes = traitlets.List(list(WATCH_KERNEL_SIZES)).tag(sync=True)
     ranges = traitlets.Dict({k: list(v) for k, v in WATCH_RANGES.items()}).tag(sync=True)
     output_sizes = traitlets.Dict().tag(sync=True)
+    reasons = traitlets.Dict().tag(sync=True)   # language -> "k,p,s,d" -> why there is no output
     values = traitlets.Dict({"channels": 1, "kernel": "vertical edge", "weights": None,
                              "kernel_size": 3, "padding": 0, "stride": 1, "dilation": 1,
                              "bias": 0.0, "speed": "normal"}).tag(sync=True)
@@ -135,5 +142,12 @@ class ConvWatchExplorer(anywidget.AnyWidget):
     def __init__(self, **kwargs) -> None:
         patch = WATCH_PATCH
         images = {"1": photo_patch(True, **patch), "3": photo_patch(False, **patch)}
+        reasons = {}
+        for language in LANGUAGES:   # the page is executed once, in English: ship every language
+            with using_language(language):
+                reasons[language] = {key: reason for key, reason
+                                     in watch_output_sizes(patch["size"]).items()
+                                     if isinstance(reason, str)}
         super().__init__(images=images, presets=watch_presets(),
-                         output_sizes=watch_output_sizes(patch["size"]), **kwargs)
+                         output_sizes=watch_output_sizes(patch["size"]), reasons=reasons,
+                         **kwargs)

@@ -35,15 +35,15 @@ import base64
 import math
 from collections.abc import Sequence
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
 from torch import nn
 
 from cnn_course.data import MNIST_MEAN, MNIST_STD
+from cnn_course.messages import tr
 from cnn_course.models import LeNet5
-from cnn_course.widgets.frontend import CSS, JS, esm
+from cnn_course.widgets.frontend import CSS, JS, Explorer, esm
 
 DIGIT_BOX = 20    # the longer side of a digit's bounding box after scaling, in pixels
 DIGIT_FIELD = 28  # the digit is centred by its centre of mass in a field this size
@@ -59,12 +59,14 @@ def _as_ink(ink) -> torch.Tensor:
     """``ink`` (tensor, array or nested lists) as a float64 tensor [H, W], checked."""
     image = torch.as_tensor(np.asarray(ink, dtype=np.float64))
     if image.dim() != 2 or min(image.shape) == 0:
-        raise ValueError(f"ink must be a 2-D image [H, W], got shape {tuple(image.shape)}")
+        raise ValueError(tr("ink must be a 2-D image [H, W], got shape {shape}",
+                            shape=tuple(image.shape)))
     if not torch.isfinite(image).all():
-        raise ValueError("ink contains NaN or infinite values")
+        raise ValueError(tr("ink contains NaN or infinite values"))
     if image.min() < 0 or image.max() > 1:
-        raise ValueError(f"ink values must lie in [0, 1] (0 = background, 1 = full ink), got "
-                         f"{image.min().item():g} to {image.max().item():g}")
+        raise ValueError(tr("ink values must lie in [0, 1] (0 = background, 1 = full ink), got "
+                            "{low:g} to {high:g}", low=image.min().item(),
+                            high=image.max().item()))
     return image
 
 
@@ -130,7 +132,8 @@ def centre_digit(ink) -> torch.Tensor:
     image = _as_ink(ink)
     box = ink_bounding_box(image)
     if box is None:
-        raise ValueError("the drawing has no ink (every pixel is 0): there is no digit to read")
+        raise ValueError(tr("the drawing has no ink (every pixel is 0): there is no digit to "
+                            "read"))
     top, left, height, width = box
     digit = image[top:top + height, left:left + width]
     new_height, new_width = scaled_size(height, width)
@@ -151,8 +154,8 @@ def lenet_input(field) -> torch.Tensor:
     """
     digit = torch.as_tensor(np.asarray(field, dtype=np.float64))
     if digit.shape != (DIGIT_FIELD, DIGIT_FIELD):
-        raise ValueError(f"expected a {DIGIT_FIELD}x{DIGIT_FIELD} digit, got shape "
-                         f"{tuple(digit.shape)}")
+        raise ValueError(tr("expected a {field}x{field} digit, got shape {shape}",
+                            field=DIGIT_FIELD, shape=tuple(digit.shape)))
     mean, std = MNIST_MEAN[0], MNIST_STD[0]
     padded = torch.nn.functional.pad(digit, (LENET_PAD,) * 4)
     return ((padded - mean) / std).float()[None, None]
@@ -183,24 +186,27 @@ def export_weights(model: nn.Module) -> dict:
 def import_weights(exported: dict) -> LeNet5:
     """A ``LeNet5()`` (32x32 input) holding weights written by :func:`export_weights`."""
     if exported.get("dtype") != "float32" or exported.get("byte_order") != "little":
-        raise ValueError("expected weights exported as little-endian float32 by export_weights")
+        raise ValueError(tr("expected weights exported as little-endian float32 by "
+                            "export_weights"))
     model = LeNet5()
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     state = {}
     for entry in exported["tensors"]:
         name, shape = entry["name"], tuple(entry["shape"])
         if name not in expected:
-            raise ValueError(f"{name!r} is not a tensor of LeNet5(); it has {list(expected)}")
+            raise ValueError(tr("{name!r} is not a tensor of LeNet5(); it has {names}",
+                                name=name, names=list(expected)))
         if shape != expected[name]:
-            raise ValueError(f"{name!r} has shape {shape}, but LeNet5() needs {expected[name]}")
+            raise ValueError(tr("{name!r} has shape {shape}, but LeNet5() needs {needed}",
+                                name=name, shape=shape, needed=expected[name]))
         values = np.frombuffer(base64.b64decode(entry["data"]), dtype="<f4")
         if values.size != math.prod(shape):
-            raise ValueError(f"{name!r} holds {values.size} values, its shape needs "
-                             f"{math.prod(shape)}")
+            raise ValueError(tr("{name!r} holds {count} values, its shape needs {needed}",
+                                name=name, count=values.size, needed=math.prod(shape)))
         state[name] = torch.from_numpy(values.astype(np.float32).reshape(shape))
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise ValueError(f"the exported weights lack {missing}")
+        raise ValueError(tr("the exported weights lack {missing}", missing=missing))
     model.load_state_dict(state)
     return model.eval()
 
@@ -209,7 +215,8 @@ def _single(value) -> int:
     """A layer's kernel size or stride as one int (PyTorch stores some as pairs)."""
     if isinstance(value, tuple):
         if len(set(value)) != 1:
-            raise ValueError(f"the explorer needs square kernels and equal strides, got {value}")
+            raise ValueError(tr("the explorer needs square kernels and equal strides, got "
+                                "{value}", value=value))
         return value[0]
     return value
 
@@ -218,22 +225,25 @@ def check_drawable(model: nn.Module) -> None:
     """Raise ``ValueError`` unless ``model`` is a network the explorer's JavaScript runs:
     ``LeNet5()`` for 32x32 digits, ReLU and max pooling, no padding."""
     if not isinstance(model, LeNet5):
-        raise ValueError(f"expected cnn_course.models.LeNet5, got {type(model).__name__}")
+        raise ValueError(tr("expected cnn_course.models.LeNet5, got {type_name}",
+                            type_name=type(model).__name__))
     if model.input_size != 32 or model.c1.padding != (0, 0) or model.c1.in_channels != 1:
-        raise ValueError("the explorer shows LeNet5() for 32x32 grey digits; this one has "
-                         f"input_size={model.input_size}, C1 padding={model.c1.padding}, "
-                         f"{model.c1.in_channels} input channels")
+        raise ValueError(tr("the explorer shows LeNet5() for 32x32 grey digits; this one has "
+                            "input_size={size}, C1 padding={padding}, {channels} input channels",
+                            size=model.input_size, padding=model.c1.padding,
+                            channels=model.c1.in_channels))
     if model.output.out_features != 10:
-        raise ValueError(f"expected 10 classes, got {model.output.out_features}")
+        raise ValueError(tr("expected 10 classes, got {count}",
+                            count=model.output.out_features))
     for name in ("act1", "act3", "act5", "act6"):
         if not isinstance(getattr(model, name), nn.ReLU):
-            raise ValueError(f"the explorer computes ReLU, but {name} is "
-                             f"{type(getattr(model, name)).__name__}")
+            raise ValueError(tr("the explorer computes ReLU, but {name} is {type_name}",
+                                name=name, type_name=type(getattr(model, name)).__name__))
     for name in ("s2", "s4"):
         layer = getattr(model, name)
         if not isinstance(layer, nn.MaxPool2d) or _single(layer.padding) != 0:
-            raise ValueError(f"the explorer computes max pooling without padding; {name} is "
-                             f"{layer}")
+            raise ValueError(tr("the explorer computes max pooling without padding; {name} is "
+                                "{layer}", name=name, layer=layer))
 
 
 def stage_geometry(model: nn.Module) -> dict[str, dict]:
@@ -254,19 +264,20 @@ def mnist_samples(images: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """The first digit of each class 0-9 in ``images`` uint8 [N, 28, 28]: label, index and
     pixels (28 lists of 28 ints)."""
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (DIGIT_FIELD, DIGIT_FIELD):
-        raise ValueError("expected MNIST images as uint8 [N, 28, 28] (cnn_course.data."
-                         f"load_mnist), got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(tr("expected MNIST images as uint8 [N, 28, 28] (cnn_course.data."
+                            "load_mnist), got {dtype} {shape}", dtype=images.dtype,
+                            shape=tuple(images.shape)))
     samples = []
     for digit in range(10):
         found = torch.nonzero(labels == digit).flatten()
         if len(found) == 0:
-            raise ValueError(f"no image of the digit {digit} among the samples")
+            raise ValueError(tr("no image of the digit {digit} among the samples", digit=digit))
         index = int(found[0])
         samples.append({"label": digit, "index": index, "pixels": images[index].tolist()})
     return samples
 
 
-class DigitExplorer(anywidget.AnyWidget):
+class DigitExplorer(Explorer):
     """Draw a digit (or pick an MNIST test digit) and watch a trained LeNet-5 read it: the
     32x32 input, every feature map, the ten class probabilities, and receptive fields.
 

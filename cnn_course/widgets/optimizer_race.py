@@ -12,6 +12,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import display
 
+from cnn_course.figure_translation import figure_tr, figure_translated, set_title, use_cjk_font
 from cnn_course.lessons.optimizers import (
     ADAPTIVE,
     SUGGESTED,
@@ -21,8 +22,10 @@ from cnn_course.lessons.optimizers import (
     race,
     torch_optimizers,
 )
+from cnn_course.messages import N_, tr, translated
 
-OPTIMIZERS = ("SGD", "momentum", "Nesterov", "Adagrad", "RMSprop", "Adam")
+OPTIMIZERS = ("SGD", N_("momentum"), "Nesterov", "Adagrad", "RMSprop", "Adam")
+SURFACE_NAMES = {"ravine": N_("ravine"), "saddle": N_("saddle"), "rosenbrock": N_("rosenbrock")}
 
 
 class OptimizerRace:
@@ -35,26 +38,29 @@ class OptimizerRace:
 
     def __init__(self, surface: str = "ravine") -> None:
         if surface not in SURFACES:
-            raise ValueError(f"unknown surface {surface!r}; choose one of "
-                             f"{', '.join(map(repr, SURFACES))}")
+            raise ValueError(tr("unknown surface {surface!r}; choose one of {names}",
+                                surface=surface, names=", ".join(map(repr, SURFACES))))
         suggested = SUGGESTED[surface]
         slider = dict(continuous_update=False, style={"description_width": "170px"},
                       layout=W.Layout(width="420px"))
         self.controls: dict[str, W.ValueWidget] = {
-            "surface": W.Dropdown(options=list(SURFACES), value=surface, description="surface",
+            "surface": W.Dropdown(options=[(translated(SURFACE_NAMES.get(name, name)), name)
+                                           for name in SURFACES],
+                                  value=surface, description=tr("surface"),
                                   style={"description_width": "170px"}),
             "lr": W.FloatLogSlider(suggested["lr"], base=10, min=-4, max=0, step=0.1,
                                    readout_format=".4f",
-                                   description="lr (SGD, momentum, Nesterov)", **slider),
+                                   description=tr("lr (SGD, momentum, Nesterov)"), **slider),
             "adaptive_lr": W.FloatLogSlider(suggested["adaptive_lr"], base=10, min=-4, max=0,
                                             step=0.1, readout_format=".4f",
-                                            description="lr (Adagrad, RMSprop, Adam)", **slider),
+                                            description=tr("lr (Adagrad, RMSprop, Adam)"),
+                                            **slider),
             "momentum": W.FloatSlider(suggested["momentum"], min=0.0, max=0.99, step=0.01,
-                                      description="momentum μ", **slider),
+                                      description=tr("momentum μ"), **slider),
             "steps": W.IntSlider(suggested["steps"], min=10, max=500, step=10,
-                                 description="steps", **slider),
-            "shown": W.SelectMultiple(options=OPTIMIZERS, value=OPTIMIZERS, rows=6,
-                                      description="optimizers",
+                                 description=tr("steps"), **slider),
+            "shown": W.SelectMultiple(options=[(tr(name), name) for name in OPTIMIZERS],
+                                      value=OPTIMIZERS, rows=6, description=tr("optimizers"),
                                       style={"description_width": "80px"}),
         }
         self.summary = W.HTML()
@@ -98,20 +104,40 @@ class OptimizerRace:
         rows = []
         for name, path in self.trajectories.items():
             lr = v["adaptive_lr"] if name in ADAPTIVE else v["lr"]
-            advice = " Try a smaller learning rate." if path.diverged_at is not None else ""
-            rows.append(f"<li><b>{name}</b> (lr {lr:.4g}): "
-                        f"{html.escape(path.describe(surface))}.{advice}</li>")
-        self.summary.value = (f"<div class='optimizer-race-summary'><b>{surface.name}</b>: "
-                              f"{html.escape(surface.description)}<ul>{''.join(rows)}</ul>"
-                              "</div>")
+            fields = dict(name=f"<b>{tr(name)}</b>", lr=f"{lr:.4g}",
+                          outcome=html.escape(path.describe(surface)))
+            if path.diverged_at is None:
+                row = tr("{name} (lr {lr}): {outcome}.", **fields)
+            else:
+                row = tr("{name} (lr {lr}): {outcome}. Try a smaller learning rate.", **fields)
+            rows.append(f"<li>{row}</li>")
+        # The surface's description and each run's outcome are Chapter 6's own sentences
+        # (cnn_course.lessons.optimizers): shown translated where its catalog has them.
+        title = tr("{surface}: {description}",
+                   surface=f"<b>{html.escape(self._name(surface))}</b>",
+                   description=html.escape(translated(surface.description)))
+        self.summary.value = (f"<div class='optimizer-race-summary'>{title}<ul>{''.join(rows)}"
+                              "</ul></div>")
         self.plot.clear_output(wait=True)
         with self.plot:
             fig, ax = plt.subplots(figsize=(5.2, 4.2))
             draw_trajectories(ax, surface, self.trajectories)
-            ax.set_title(f"{surface.name}, {v['steps']} steps", fontsize=10)
+            legend = ax.get_legend()
+            for text in legend.get_texts() if legend is not None else ():
+                text.set_text(figure_translated(text.get_text()))   # "momentum"
+                use_cjk_font(text)
+            set_title(ax, figure_tr("{surface}, {steps} steps",
+                                    surface=figure_translated(SURFACE_NAMES[v["surface"]]),
+                                    steps=v["steps"]), fontsize=10)
             fig.tight_layout()
             display(fig)
             plt.close(fig)
+
+
+    @staticmethod
+    def _name(surface) -> str:
+        """The surface's name in the reader's language."""
+        return translated(SURFACE_NAMES.get(surface.name, surface.name))
 
 
 def race_optimizers(surface: str = "ravine") -> OptimizerRace:

@@ -17,11 +17,13 @@ from IPython.display import display
 from matplotlib.patches import Rectangle
 
 from cnn_course.arith import conv_output_size
+from cnn_course.figure_translation import figure_tr, set_title
 from cnn_course.images import sample_photo
 from cnn_course.lessons.pooling import edge_features, edge_strength
+from cnn_course.messages import N_, tr
 
-SOURCES = ("edge strength", "vertical edges (conv + ReLU)", "photo")
-MODES = ("max", "average")
+SOURCES = (N_("edge strength"), N_("vertical edges (conv + ReLU)"), N_("photo"))
+MODES = (N_("max"), N_("average"))
 WINDOW_COLOURS = ("#d62728", "#1f77b4", "#2ca02c")
 
 
@@ -33,14 +35,15 @@ def feature_map(source: str, photo: torch.Tensor) -> torch.Tensor:
         return edge_features(photo)[:, :1]
     if source == "photo":
         return photo
-    raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    raise ValueError(tr("unknown source {source!r}; choose one of {names}", source=source,
+                        names=", ".join(SOURCES)))
 
 
 def pooling_problem(height: int, width: int, kernel: int, stride: int, padding: int) -> str | None:
     """Why this combination cannot be pooled, in one plain sentence, or None if it can."""
     if 2 * padding > kernel:
-        return (f"padding can be at most half the kernel size (PyTorch's rule: p ≤ k/2); with "
-                f"k = {kernel}, use p ≤ {kernel // 2}")
+        return tr("padding can be at most half the kernel size (PyTorch's rule: p ≤ k/2); with "
+                  "k = {k}, use p ≤ {half}", k=kernel, half=kernel // 2)
     try:
         conv_output_size((height, width), kernel, padding=padding, stride=stride)
     except ValueError as error:
@@ -62,14 +65,15 @@ class PoolingExplorer:
         self.photo = photo[..., top:top + rows, :]                 # non-square: rows x S
         slider = dict(continuous_update=False, style={"description_width": "90px"})
         self.controls: dict[str, W.ValueWidget] = {
-            "mode": W.ToggleButtons(options=MODES, value="max", description="pooling"),
-            "source": W.Dropdown(options=SOURCES, value="edge strength",
-                                 description="feature map"),
-            "kernel_size": W.IntSlider(2, min=1, max=8, description="kernel k", **slider),
-            "stride_is_kernel": W.Checkbox(True, description="stride = kernel (the default)",
+            "mode": W.ToggleButtons(options=[(tr(mode), mode) for mode in MODES], value="max",
+                                    description=tr("pooling")),
+            "source": W.Dropdown(options=[(tr(source), source) for source in SOURCES],
+                                 value="edge strength", description=tr("feature map")),
+            "kernel_size": W.IntSlider(2, min=1, max=8, description=tr("kernel k"), **slider),
+            "stride_is_kernel": W.Checkbox(True, description=tr("stride = kernel (the default)"),
                                            indent=False),
-            "stride": W.IntSlider(2, min=1, max=8, description="stride s", **slider),
-            "padding": W.IntSlider(0, min=0, max=4, description="padding p", **slider),
+            "stride": W.IntSlider(2, min=1, max=8, description=tr("stride s"), **slider),
+            "padding": W.IntSlider(0, min=0, max=4, description=tr("padding p"), **slider),
         }
         self.summary = W.HTML()
         self.view = W.Output()
@@ -135,27 +139,36 @@ class PoolingExplorer:
             return (f"{name}<sub>out</sub> = ⌊({name} + 2p − k) / s⌋ + 1 = ⌊({n} + 2·{p} − {k})"
                     f" / {s}⌋ + 1 = <b>{o}</b>")
         inputs, outputs = height * width, h_out * w_out
+        counts = dict(window=k * k, outputs=f"{outputs:,}", inputs=f"{inputs:,}",
+                      share=f"{100 * outputs / inputs:.1f}")
         if mode == "max":
-            what = (f"each output keeps the largest of its {k * k} window values (padding "
-                    "counts as −∞): ")
+            what = tr("each output keeps the largest of its {window} window values (padding "
+                      "counts as −∞): {outputs} output values from {inputs} inputs ({share}% "
+                      "as many)", **counts)
         else:
-            what = (f"each output is the mean of its {k * k} window values (padded zeros "
-                    "count, as in F.avg_pool2d's default): ")
-        overlap = ("windows overlap (s < k)" if s < k else
-                   "windows tile the input (s = k)" if s == k else
-                   f"windows skip {s - k} pixel{'s' if s - k > 1 else ''} between them (s > k)")
+            what = tr("each output is the mean of its {window} window values (padded zeros "
+                      "count, as in F.avg_pool2d's default): {outputs} output values from "
+                      "{inputs} inputs ({share}% as many)", **counts)
+        if s < k:
+            overlap = tr("windows overlap (s < k)")
+        elif s == k:
+            overlap = tr("windows tile the input (s = k)")
+        elif s - k == 1:
+            overlap = tr("windows skip 1 pixel between them (s > k)")
+        else:
+            overlap = tr("windows skip {gap} pixels between them (s > k)", gap=s - k)
+        shapes = tr("{before} → {after}; {overlap}; the number of channels does not change; "
+                    "parameters: {zero}", before=f"{height} × {width}",
+                    after=f"<b>{h_out} × {w_out}</b>", overlap=overlap, zero="<b>0</b>")
         return (f"<div class='pooling-explorer-summary'>{formula('H', height, h_out)}<br>"
-                f"{formula('W', width, w_out)}<br>"
-                f"{height} × {width} → <b>{h_out} × {w_out}</b>; {overlap}; the number of "
-                f"channels does not change; parameters: <b>0</b><br>"
-                f"{what}{outputs:,} output values from {inputs:,} inputs "
-                f"({100 * outputs / inputs:.1f}% as many)</div>")
+                f"{formula('W', width, w_out)}<br>{shapes}<br>{what}</div>")
 
     def _show_problem(self, message: str) -> None:
         self.error = message
         self.last_output = None
-        self.summary.value = ("<div class='pooling-explorer-problem'><b>This combination does "
-                              f"not work:</b> {html.escape(message)}</div>")
+        self.summary.value = (f"<div class='pooling-explorer-problem'><b>"
+                              f"{tr('This combination does not work:')}</b> "
+                              f"{html.escape(message)}</div>")
         self.view.clear_output()
 
     def _draw(self, features: torch.Tensor, k: int, s: int, p: int, cmap: str) -> None:
@@ -174,9 +187,11 @@ class PoolingExplorer:
                 if i < pooled.shape[0] and j < pooled.shape[1]:
                     axes[0].add_patch(Rectangle((j * s - p - 0.5, i * s - p - 0.5), k, k,
                                                 fill=False, edgecolor=colour, linewidth=1.5))
-            axes[0].set_title(f"input {height}×{width} (first windows outlined)", fontsize=9)
+            set_title(axes[0], figure_tr("input {height}×{width} (first windows outlined)",
+                                  height=height, width=width), fontsize=9)
             axes[1].imshow(pooled.numpy(), cmap=cmap, vmin=low, vmax=high)
-            axes[1].set_title(f"output {pooled.shape[0]}×{pooled.shape[1]}", fontsize=9)
+            set_title(axes[1], figure_tr("output {height}×{width}", height=pooled.shape[0],
+                                  width=pooled.shape[1]), fontsize=9)
             for ax, columns in zip(axes, (width, span_w), strict=True):
                 ax.set_xlim(-0.5, columns - 0.5)
                 ax.set_ylim(span_h - 0.5, -0.5)

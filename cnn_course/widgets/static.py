@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import anywidget
 import traitlets
 
 from cnn_course.arith import conv_output_size, conv_params
-from cnn_course.widgets.frontend import CSS, esm
+from cnn_course.messages import LANGUAGES, N_, tr, using_language
+from cnn_course.widgets.frontend import CSS, Explorer, esm
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +59,7 @@ def conv_params_table() -> dict[str, int]:
             for c in range(c0, c1 + 1) for o in range(o0, o1 + 1) for k in range(k0, k1 + 1)}
 
 
-class ConvArithmeticExplorer(anywidget.AnyWidget):
+class ConvArithmeticExplorer(Explorer):
     """Output size, parameter count and kernel placement of a Conv2d, live in any browser."""
 
     _esm = esm("conv_arithmetic.js")
@@ -71,8 +71,16 @@ class ConvArithmeticExplorer(anywidget.AnyWidget):
                              "dilation": 1, "in_channels": 1, "out_channels": 1,
                              "out_row": 0, "out_col": 0}).tag(sync=True)
 
+    reasons = traitlets.Dict().tag(sync=True)   # language -> key -> why there is no output
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(output_sizes=conv_output_table(), param_counts=conv_params_table(),
+        sizes = conv_output_table()
+        reasons = {}
+        for language in LANGUAGES:
+            with using_language(language):
+                reasons[language] = {key: reason for key, reason in conv_output_table().items()
+                                     if isinstance(reason, str)}
+        super().__init__(output_sizes=sizes, param_counts=conv_params_table(), reasons=reasons,
                          **kwargs)
 
 
@@ -104,7 +112,7 @@ def pooling_tables(feature_map) -> dict[str, dict]:
     return tables
 
 
-class PoolingExplorer(anywidget.AnyWidget):
+class PoolingExplorer(Explorer):
     """Max or average pooling of a real feature map, with the window of one output cell."""
 
     _esm = esm("pooling.js")
@@ -113,6 +121,7 @@ class PoolingExplorer(anywidget.AnyWidget):
     tables = traitlets.Dict().tag(sync=True)
     values = traitlets.Dict({"mode": "max", "kernel_size": 2, "stride": 2, "out_row": 0,
                              "out_col": 0}).tag(sync=True)
+    reasons = traitlets.Dict().tag(sync=True)   # language -> key -> why there is no output
 
     def __init__(self, size: int = 12, **kwargs) -> None:
         import torch.nn.functional as F
@@ -123,9 +132,14 @@ class PoolingExplorer(anywidget.AnyWidget):
         photo = sample_photo(4 * size)[None]                   # [1, 1, 4size, 4size]
         edges = F.conv2d(photo, vertical_edge_kernel()[None, None], padding=1)
         feature_map = F.avg_pool2d(edges.abs(), 4)[0, 0]        # [size, size], a real edge map
-        feature_map = feature_map / feature_map.max()
-        super().__init__(feature_map=feature_map.round(decimals=2).tolist(),
-                         tables=pooling_tables(feature_map.round(decimals=2)), **kwargs)
+        feature_map = (feature_map / feature_map.max()).round(decimals=2)
+        reasons = {}
+        for language in LANGUAGES:   # the page is executed once, in English: ship every language
+            with using_language(language):
+                reasons[language] = {key: entry["problem"] for key, entry
+                                     in pooling_tables(feature_map).items() if "problem" in entry}
+        super().__init__(feature_map=feature_map.tolist(), tables=pooling_tables(feature_map),
+                         reasons=reasons, **kwargs)
 
 
 
@@ -175,7 +189,7 @@ def race_tables(steps: int = 80, grid: int = 48) -> dict:
     return {"paths": paths, "grids": grids}
 
 
-class OptimizerRace(anywidget.AnyWidget):
+class OptimizerRace(Explorer):
     """Trajectories of SGD, momentum, Nesterov, Adagrad, RMSprop and Adam on 2-D surfaces,
     precomputed with ``torch.optim`` for every learning rate and momentum on the sliders."""
 
@@ -201,8 +215,8 @@ LEAKY_SLOPES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
 ACTIVATION_POINTS = 101  # samples per curve, evenly spaced, x = 0 among them
 ACTIVATION_FLAT = 0.01   # a derivative below this in size counts as flat (saturated)
 ACTIVATION_FORMULAS = {  # name: (f(x), f'(x)), as plain text; α is the Leaky ReLU slope
-    "ReLU": ("max(0, x)", "1 if x > 0, else 0"),
-    "Leaky ReLU": ("x if x > 0, else α·x", "1 if x > 0, else α"),
+    "ReLU": ("max(0, x)", N_("1 if x > 0, else 0")),
+    "Leaky ReLU": (N_("x if x > 0, else α·x"), N_("1 if x > 0, else α")),
     "sigmoid": ("σ(x) = 1 / (1 + e^(−x))", "σ(x)·(1 − σ(x))"),
     "tanh": ("(e^x − e^(−x)) / (e^x + e^(−x))", "1 − tanh²(x)"),
     "GELU": ("x·Φ(x)", "Φ(x) + x·φ(x)"),
@@ -241,17 +255,18 @@ def _activation_note(name: str, slope: float, flat: float, x: list[float],
     """One line on dying or saturation for the curve ``y`` = f(``x``)."""
     share = f"{flat:.0%}"
     if name == "ReLU":
-        return (f"f'(x) = 0 for every x ≤ 0 ({share} of this range): a unit whose input stays "
-                "negative gets no gradient and can die.")
+        return tr("f'(x) = 0 for every x ≤ 0 ({share} of this range): a unit whose input stays "
+                  "negative gets no gradient and can die.", share=share)
     if name == "Leaky ReLU":
-        return (f"f'(x) = α = {slope:g} for x ≤ 0, never 0: a unit on the negative side still "
-                "gets gradient, so it cannot die.")
+        return tr("f'(x) = α = {slope:g} for x ≤ 0, never 0: a unit on the negative side still "
+                  "gets gradient, so it cannot die.", slope=slope)
     if name in ("sigmoid", "tanh"):
-        return (f"Saturates: |f'(x)| < {ACTIVATION_FLAT:g} on {share} of this range, where "
-                "almost no gradient passes.")
+        return tr("Saturates: |f'(x)| < {limit:g} on {share} of this range, where almost no "
+                  "gradient passes.", limit=ACTIVATION_FLAT, share=share)
     lowest = int(y.argmin())
-    return (f"Smooth, like a rounded ReLU: lowest at x = {x[lowest]:g} (f = {y[lowest]:.4f}), "
-            f"where f'(x) changes sign; |f'(x)| < {ACTIVATION_FLAT:g} on {share} of this range.")
+    return tr("Smooth, like a rounded ReLU: lowest at x = {x:g} (f = {f:.4f}), where f'(x) "
+              "changes sign; |f'(x)| < {limit:g} on {share} of this range.",
+              x=x[lowest], f=y[lowest].item(), limit=ACTIVATION_FLAT, share=share)
 
 
 def activation_tables() -> dict:
@@ -276,7 +291,7 @@ def activation_tables() -> dict:
     return {"x": xs, "curves": curves}
 
 
-class ActivationExplorer(anywidget.AnyWidget):
+class ActivationExplorer(Explorer):
     """An activation function and its derivative over a chosen range, with the value and
     derivative at one point; every number precomputed with PyTorch (autograd for f')."""
 
@@ -286,10 +301,21 @@ class ActivationExplorer(anywidget.AnyWidget):
     ranges = traitlets.List(list(ACTIVATION_RANGES)).tag(sync=True)
     slopes = traitlets.List(list(LEAKY_SLOPES)).tag(sync=True)
     formulas = traitlets.Dict({k: list(v) for k, v in ACTIVATION_FORMULAS.items()}).tag(sync=True)
+    # The words of each translated language (the page is executed once, in English):
+    translated_formulas = traitlets.Dict().tag(sync=True)   # language -> name -> [f, f']
+    notes = traitlets.Dict().tag(sync=True)                 # language -> curve key -> note
     flat_below = traitlets.Float(ACTIVATION_FLAT).tag(sync=True)
     tables = traitlets.Dict().tag(sync=True)
     values = traitlets.Dict({"function": "ReLU", "range": 5.0, "slope": 0.1,
                              "point": 75}).tag(sync=True)
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(tables=activation_tables(), **kwargs)
+        formulas, notes = {}, {}
+        for language in LANGUAGES:
+            with using_language(language):
+                formulas[language] = {name: [tr(f), tr(df)]
+                                      for name, (f, df) in ACTIVATION_FORMULAS.items()}
+                notes[language] = {key: curve["note"]
+                                   for key, curve in activation_tables()["curves"].items()}
+        super().__init__(tables=activation_tables(), translated_formulas=formulas, notes=notes,
+                         **kwargs)

@@ -16,7 +16,7 @@ function fmt(v) {
 
 function plot(title, xs, ys, at, cls) {
   const svg = node("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: cls,
-    role: "img", "aria-label": `plot of ${title}; the values are in the text above` });
+    role: "img", "aria-label": t("plot of {title}; the values are in the text above", { title }) });
   let low = Math.min(...ys), high = Math.max(...ys);
   if (high - low < 1e-6) { low -= 0.5; high += 0.5; }
   const margin = 0.08 * (high - low);
@@ -50,9 +50,11 @@ function plot(title, xs, ys, at, cls) {
 }
 
 function render({ model, el }) {
+  useLanguage(model, el);
   const values = { ...model.get("values") };
   const names = model.get("names"), ranges = model.get("ranges"), slopes = model.get("slopes");
-  const formulas = model.get("formulas"), tables = model.get("tables");
+  const formulas = { ...model.get("formulas"), ...(model.get("translated_formulas")[LANGUAGE] || {}) };
+  const tables = model.get("tables"), notes = model.get("notes")[LANGUAGE] || {};
   const points = tables.x[0].length;
   const root = document.createElement("div");
   root.className = "cnn-explorer activation-explorer";
@@ -79,10 +81,10 @@ function render({ model, el }) {
   const point = slider("point", points, values.point);
   const shown = { range: document.createElement("output"), slope: document.createElement("output"),
     point: document.createElement("output") };
-  controls.append(tie(label("function"), fn, "act"), fn, document.createElement("span"),
-    tie(label("input range"), range, "act"), range, shown.range,
-    tie(label("Leaky ReLU slope α"), slope, "act"), slope, shown.slope,
-    tie(label("point x"), point, "act"), point, shown.point);
+  controls.append(tie(label(t("function")), fn, "act"), fn, document.createElement("span"),
+    tie(label(t("input range")), range, "act"), range, shown.range,
+    tie(label(t("Leaky ReLU slope α")), slope, "act"), slope, shown.slope,
+    tie(label(t("point x")), point, "act"), point, shown.point);
 
   function draw() {
     const name = fn.value;
@@ -92,7 +94,7 @@ function render({ model, el }) {
       point: at });
     slope.disabled = !leaky;
     const xs = tables.x[i];
-    const curve = tables.curves[`${name},${j},${i}`];
+    const key = `${name},${j},${i}`, curve = tables.curves[key];
     shown.range.textContent = `±${ranges[i]}`;
     shown.slope.textContent = slopes[Number(slope.value)];
     shown.point.textContent = xs[at];
@@ -100,19 +102,19 @@ function render({ model, el }) {
     const alpha = leaky ? ` (α = ${values.slope})` : "";
     const fmin = Math.min(...curve.f), fmax = Math.max(...curve.f);
     readout.innerHTML =
-      `<div><b>${name}</b>${alpha}: f(x) = ${f}; f'(x) = ${df}</div>` +
-      `<div>at x = <span data-result="x">${xs[at]}</span>: f(x) = ` +
-      `<b data-result="f">${fmt(curve.f[at])}</b>, f'(x) = <b data-result="df">` +
-      `${fmt(curve.df[at])}</b></div>` +
-      `<div>on [${xs[0]}, ${xs[xs.length - 1]}]: f from <span data-result="fmin">${fmt(fmin)}` +
-      `</span> to <span data-result="fmax">${fmt(fmax)}</span>; flat (|f'| &lt; ` +
-      `${model.get("flat_below")}): <span data-result="flat">` +
-      `${curve.flat}</span> of the points</div>` +
+      `<div>${t("{name}{alpha}: f(x) = {f}; f'(x) = {df}", { name: `<b>${name}</b>`, alpha, f, df })}</div>` +
+      `<div>${t("at x = {x}: f(x) = {f}, f'(x) = {df}", {
+        x: `<span data-result="x">${xs[at]}</span>`, f: `<b data-result="f">${fmt(curve.f[at])}</b>`,
+        df: `<b data-result="df">${fmt(curve.df[at])}</b>` })}</div>` +
+      `<div>${t("on [{low}, {high}]: f from {fmin} to {fmax}; flat (|f'| &lt; {limit}): {flat} of the points", {
+        low: xs[0], high: xs[xs.length - 1], fmin: `<span data-result="fmin">${fmt(fmin)}</span>`,
+        fmax: `<span data-result="fmax">${fmt(fmax)}</span>`, limit: model.get("flat_below"),
+        flat: `<span data-result="flat">${curve.flat}</span>` })}</div>` +
       `<div class="note" data-result="note"></div>`;
-    readout.querySelector(".note").textContent = curve.note;
+    readout.querySelector(".note").textContent = notes[key] || curve.note;
     const title = leaky ? `${name}, α = ${values.slope}` : name;
     pictures.replaceChildren(plot(`f(x): ${title}`, xs, curve.f, at, "function"),
-      plot(`f'(x), by autograd`, xs, curve.df, at, "derivative"));
+      plot(t("f'(x), by autograd"), xs, curve.df, at, "derivative"));
     model.set("values", { ...values });
     model.save_changes();
   }

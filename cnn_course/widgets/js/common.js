@@ -11,3 +11,26 @@ function tie(label, control, prefix) {
   label.htmlFor = control.id;
   return label;
 }
+
+// Words in the reader's language. Text is written in English, as a call of t with one string
+// literal whose {fields} are filled from an object, or marked with N_ where it is defined and
+// passed through t where it is shown. The widget's `translations` come from the course's
+// message catalogs. The language is the notebook's when the widget names one, else the page's
+// <html lang>.
+let WORDS = {};
+let LANGUAGE = "en";
+function useLanguage(model, el) {
+  const all = model.get("translations") || {};
+  const holder = el.closest("[lang]") || document.documentElement;
+  const language = (model.get("language") || holder.lang || "en").replace("-", "_");
+  const known = language in all ? language
+    : Object.keys(all).find((k) => k.split("_")[0] === language.split("_")[0]);
+  LANGUAGE = known || "en";
+  WORDS = all[LANGUAGE] || {};
+  return LANGUAGE;
+}
+function N_(template) { return template; }
+function t(template, fields = {}) {
+  const text = WORDS[template] || template;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in fields ? fields[name] : whole));
+}

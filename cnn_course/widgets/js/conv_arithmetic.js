@@ -1,14 +1,14 @@
 // Convolution arithmetic explorer. All numbers come from tables computed in Python
 // (cnn_course.arith); this code only reads the controls, looks values up and draws.
 const LABELS = {
-  n: "input size n", kernel_size: "kernel k", padding: "padding p", stride: "stride s",
-  dilation: "dilation d", in_channels: "in_channels", out_channels: "out_channels",
-  out_row: "output row", out_col: "output column",
+  n: N_("input size n"), kernel_size: N_("kernel k"), padding: N_("padding p"),
+  stride: N_("stride s"), dilation: N_("dilation d"), in_channels: "in_channels",
+  out_channels: "out_channels", out_row: N_("output row"), out_col: N_("output column"),
 };
 
 function slider(name, low, high, value, onInput) {
   const label = document.createElement("label");
-  label.textContent = LABELS[name];
+  label.textContent = t(LABELS[name]);
   const input = document.createElement("input");
   Object.assign(input, { type: "range", min: low, max: high, step: 1, value });
   input.dataset.control = name;
@@ -28,6 +28,7 @@ function rect(svg, x, y, w, h, cls) {
 }
 
 function render({ model, el }) {
+  useLanguage(model, el);
   const ranges = model.get("ranges");
   const values = { ...model.get("values") };
   const root = document.createElement("div");
@@ -40,8 +41,8 @@ function render({ model, el }) {
   svg.setAttribute("width", "260");
   svg.setAttribute("height", "260");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "The padded input grid: the cells that the chosen output "
-    + "position reads are highlighted; the numbers are in the text next to it.");
+  svg.setAttribute("aria-label", t(
+    "The padded input grid: the cells that the chosen output position reads are highlighted; the numbers are in the text next to it."));
   const inputs = {};
   const update = () => {
     for (const [name, s] of Object.entries(inputs)) values[name] = Number(s.input.value);
@@ -66,7 +67,9 @@ function render({ model, el }) {
       const problem = document.createElement("div");
       problem.className = "problem";
       problem.dataset.result = "problem";
-      problem.textContent = `This combination does not work: ${o}`;
+      const key = `${n},${k},${p},${s},${d}`;
+      const reason = (model.get("reasons")[LANGUAGE] || {})[key] || o;
+      problem.textContent = t("This combination does not work: {reason}", { reason });
       readout.appendChild(problem);
       return;
     }
@@ -79,8 +82,9 @@ function render({ model, el }) {
     readout.innerHTML =
       `<div>o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 = ⌊(${n} + 2·${p} − ${d}·(${k}−1) − 1) / ${s}⌋ + 1 = ` +
       `<b data-result="size">${o}</b></div>` +
-      `<div>output: ${values.out_channels} × ${o} × ${o} (channels × height × width)</div>` +
-      `<div>parameters = k·k·c_in·c_out + c_out = ${k}·${k}·${values.in_channels}·` +
+      `<div>${t("output: {c} × {o} × {o} (channels × height × width)",
+        { c: values.out_channels, o })}</div>` +
+      `<div>${t("parameters")} = k·k·c_in·c_out + c_out = ${k}·${k}·${values.in_channels}·` +
       `${values.out_channels} + ${values.out_channels} = <b data-result="params">` +
       `${params.toLocaleString("en-US")}</b></div>`;
     const size = n + 2 * p;

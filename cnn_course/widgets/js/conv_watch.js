@@ -3,6 +3,14 @@
 // (cnn_course.widgets.conv_watch) ships the patch, the named kernels (preset_kernel) and the
 // output size, or the reason there is none, for every setting (cnn_course.arith).
 const CHANNELS = { 1: ["gray"], 3: ["red", "green", "blue"] };
+// The names shown for the channels and for the named kernels (cnn_course.widgets.conv_explorer's
+// PRESETS), each shown through t.
+const CHANNEL_NAMES = { gray: N_("gray"), red: N_("red"), green: N_("green"), blue: N_("blue") };
+const KERNEL_NAMES = { identity: N_("identity"), "vertical edge": N_("vertical edge"),
+  "horizontal edge": N_("horizontal edge"), blur: N_("blur"), sharpen: N_("sharpen") };
+const kernelName = (name) => (name in KERNEL_NAMES ? t(KERNEL_NAMES[name]) : name);
+const channelName = (name) => t(CHANNEL_NAMES[name]);
+const FORMULA = "o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1";
 const TINTS = { gray: [1, 1, 1], red: [1, 0.16, 0.12], green: [0.1, 0.8, 0.2], blue: [0.15, 0.35, 1] };
 const SPEEDS = { slow: 1000, normal: 450, fast: 60 }; // milliseconds per output
 const INPUT_CELL = 32, OUTPUT_CELL = 40; // pixels per cell before the grids scale down
@@ -120,6 +128,7 @@ function button(text, name) {
 // ---- the explorer ---------------------------------------------------------------------------
 
 function render({ model, el }) {
+  useLanguage(model, el);
   const images = model.get("images");
   const presets = model.get("presets");
   const table = model.get("output_sizes");
@@ -145,16 +154,17 @@ function render({ model, el }) {
   // controls
   const controls = document.createElement("div");
   controls.className = "controls";
-  const channelSelect = select("channels", [["1", "gray, 1 channel"], ["3", "colour, 3 channels"]],
-    String(values.channels));
-  labelled("input", channelSelect, controls);
+  const channelSelect = select("channels",
+    [["1", t("gray, 1 channel")], ["3", t("colour, 3 channels")]], String(values.channels));
+  labelled(t("input"), channelSelect, controls);
   const kernelSelect = select("kernel",
-    [...named.map((name) => [name, name]), ["custom", "custom (edited)"]], values.kernel);
-  labelled("kernel", kernelSelect, controls);
+    [...named.map((name) => [name, kernelName(name)]), ["custom", t("custom (edited)")]],
+    values.kernel);
+  labelled(t("kernel"), kernelSelect, controls);
   const sliders = {};
   const allRanges = { kernel_size: [1, 5], ...ranges };
-  const sliderLabels = { kernel_size: "kernel size k", padding: "padding p", stride: "stride s",
-    dilation: "dilation d" };
+  const sliderLabels = { kernel_size: t("kernel size k"), padding: t("padding p"),
+    stride: t("stride s"), dilation: t("dilation d") };
   for (const [name, [low, high]] of Object.entries(allRanges)) {
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: low, max: high,
@@ -166,18 +176,18 @@ function render({ model, el }) {
   }
   const biasInput = numberInput(values.bias, "0.1");
   biasInput.dataset.control = "bias";
-  labelled("bias b", biasInput, controls);
-  const speedSelect = select("speed", [["slow", "slow"], ["normal", "normal"], ["fast", "fast"]],
-    values.speed);
-  labelled("speed", speedSelect, controls);
+  labelled(t("bias b"), biasInput, controls);
+  const speedSelect = select("speed",
+    [["slow", t("slow")], ["normal", t("normal")], ["fast", t("fast")]], values.speed);
+  labelled(t("speed"), speedSelect, controls);
 
   // buttons and readout
   const side = document.createElement("div");
   side.className = "side";
   const actions = document.createElement("div");
   actions.className = "actions";
-  const playButton = button("Play", "play"), pauseButton = button("Pause", "pause");
-  const stepButton = button("Step", "step"), resetButton = button("Reset", "reset");
+  const playButton = button(t("Play"), "play"), pauseButton = button(t("Pause"), "pause");
+  const stepButton = button(t("Step"), "step"), resetButton = button(t("Reset"), "reset");
   actions.append(playButton, pauseButton, stepButton, resetButton);
   const status = document.createElement("div");
   status.className = "status";
@@ -206,8 +216,9 @@ function render({ model, el }) {
 
   function setting() {
     const { kernel_size: k, padding: p, stride: s, dilation: d } = values;
-    const size = table[`${k},${p},${s},${d}`];
-    return { k, p, s, d, o: typeof size === "number" ? size : null,
+    const key = `${k},${p},${s},${d}`;
+    const size = table[key];
+    return { k, p, s, d, key, o: typeof size === "number" ? size : null,
       problem: typeof size === "string" ? size : null };
   }
 
@@ -264,7 +275,8 @@ function render({ model, el }) {
       const picture = document.createElement("figure");
       picture.className = "input";
       const caption = document.createElement("figcaption");
-      caption.textContent = values.channels === 1 ? "input (gray)" : `input, ${channel} channel`;
+      caption.textContent = values.channels === 1 ? t("input (gray)")
+        : t("input, {channel} channel", { channel: channelName(channel) });
       picture.append(caption);
       const times = document.createElement("div");
       times.className = "times";
@@ -273,15 +285,18 @@ function render({ model, el }) {
       const editor = document.createElement("fieldset");
       editor.className = "kernel";
       const legend = document.createElement("legend");
-      legend.textContent = values.channels === 1 ? "kernel weights" : `kernel, ${channel} slice`;
+      legend.textContent = values.channels === 1 ? t("kernel weights")
+        : t("kernel, {channel} slice", { channel: channelName(channel) });
       const cells = document.createElement("div");
       cells.className = "weights";
       cells.style.gridTemplateColumns = `repeat(${values.kernel_size}, auto)`;
       weights[c].forEach((kernelRow, a) => kernelRow.forEach((w, b) => {
         const input = numberInput(weightText(w).replace("−", "-"), "any");
         input.dataset.weight = `${c},${a},${b}`;
-        input.setAttribute("aria-label", `weight${values.channels === 1 ? "" : ` (${channel})`}, `
-          + `row ${a + 1}, column ${b + 1}`);
+        const place = { row: a + 1, column: b + 1, channel: channelName(channel) };
+        input.setAttribute("aria-label", values.channels === 1
+          ? t("weight, row {row}, column {column}", place)
+          : t("weight ({channel}), row {row}, column {column}", place));
         const edit = () => {
           const v = input.valueAsNumber;
           input.setAttribute("aria-invalid", String(!Number.isFinite(v)));
@@ -321,11 +336,11 @@ function render({ model, el }) {
     const names = CHANNELS[values.channels];
     [...planes.querySelectorAll("figure.input")].forEach((figure, c) => {
       const tint = TINTS[names[c]];
-      const place = where ? `; the kernel's window for output row ${where.i}, column ${where.j} `
-        + "is outlined in red, the pixels it reads in blue" : "";
-      const svg = gridSvg(size, size, INPUT_CELL, `Input ${names[c]}, ${n} × ${n} pixels with `
-        + `${p} ${p === 1 ? "ring" : "rings"} of zero padding${place}. The values are in `
-        + "the sum written below.");
+      const place = where ? t("; the kernel's window for output row {i}, column {j} is outlined in red, the pixels it reads in blue", where) : "";
+      const about = { channel: channelName(names[c]), n, p, place };
+      const svg = gridSvg(size, size, INPUT_CELL, p === 1
+        ? t("Input {channel}, {n} × {n} pixels with {p} ring of zero padding{place}. The values are in the sum written below.", about)
+        : t("Input {channel}, {n} × {n} pixels with {p} rings of zero padding{place}. The values are in the sum written below.", about));
       for (let row = 0; row < size; row++) {
         for (let col = 0; col < size; col++) {
           const inside = row >= p && row < p + n && col >= p && col < p + n;
@@ -356,11 +371,12 @@ function render({ model, el }) {
   function drawOutput(o, where) {
     outputBox.replaceChildren();
     const caption = document.createElement("figcaption");
-    caption.textContent = `output, ${o} × ${o} (orange above 0, purple below)`;
+    caption.textContent = t("output, {o} × {o} (orange above 0, purple below)", { o });
     const limit = Math.max(1e-9, ...output.flat().map(Math.abs));
-    const svg = gridSvg(o, o, OUTPUT_CELL, `Output map, ${o} × ${o}: ${done} of ${o * o} values `
-      + "computed so far" + (where ? `, the latest (row ${where.i}, column ${where.j}) outlined`
-        : "") + ". The latest value and its sum are written out as text.");
+    const about = { o, done, total: o * o, ...where };
+    const svg = gridSvg(o, o, OUTPUT_CELL, where
+      ? t("Output map, {o} × {o}: {done} of {total} values computed so far, the latest (row {i}, column {j}) outlined. The latest value and its sum are written out as text.", about)
+      : t("Output map, {o} × {o}: {done} of {total} values computed so far. The latest value and its sum are written out as text.", about));
     for (let i = 0; i < o; i++) {
       for (let j = 0; j < o; j++) {
         const filled = i * o + j < done;
@@ -381,11 +397,10 @@ function render({ model, el }) {
   function writeSum(where) {
     sum.replaceChildren();
     if (!where) {
-      sumCaption.textContent = "Each output's sum of products is written out here.";
+      sumCaption.textContent = t("Each output's sum of products is written out here.");
       return;
     }
-    sumCaption.textContent = `output row ${where.i}, column ${where.j} = input · kernel, `
-      + "summed, plus the bias:";
+    sumCaption.textContent = t("output row {i}, column {j} = input · kernel, summed, plus the bias:", where);
     const { k, p, s, d } = setting();
     const x = images[String(values.channels)];
     const names = CHANNELS[values.channels];
@@ -403,7 +418,8 @@ function render({ model, el }) {
           const v = pixel(x[c], row, col);
           terms.push(`${inside ? v.toFixed(2) : "0"}·${factor(weights[c][a][b])}`);
         }
-        const label = names.length > 1 ? (a === 0 ? `${channel}: ` : "") : "";
+        const label = names.length > 1 && a === 0
+          ? `${t("{channel}:", { channel: channelName(channel) })} ` : "";
         const labelSpan = document.createElement("span");
         labelSpan.className = "channel";
         labelSpan.textContent = label;
@@ -425,7 +441,8 @@ function render({ model, el }) {
     const spacer = document.createElement("span");
     spacer.className = "channel";
     const end = document.createElement("span");
-    end.innerHTML = `+ bias ${weightText(values.bias)} = <b data-result="value">${fixed2(total)}</b>`;
+    end.innerHTML = `+ ${t("bias")} ${weightText(values.bias)} = `
+      + `<b data-result="value">${fixed2(total)}</b>`;
     last.append(spacer, end);
     sum.appendChild(last);
   }
@@ -452,10 +469,11 @@ function render({ model, el }) {
       const message = document.createElement("div");
       message.className = "problem";
       message.dataset.result = "problem";
-      message.textContent = `This combination does not work: ${problem}`;
+      const reason = (model.get("reasons")[LANGUAGE] || {})[setting().key] || problem;
+      message.textContent = t("This combination does not work: {reason}", { reason });
       status.appendChild(message);
-      sizeLine.textContent = `o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 has no value here: there is `
-        + "no output to compute.";
+      sizeLine.textContent = t("{formula} has no value here: there is no output to compute.",
+        { formula: FORMULA });
       drawInputs(null);
       outputBox.replaceChildren();
       sum.replaceChildren();
@@ -470,13 +488,16 @@ function render({ model, el }) {
     root.dataset.output = JSON.stringify(output);
     root.dataset.done = String(done);
     root.dataset.current = where ? `${where.i},${where.j}` : "";
-    sizeLine.innerHTML = `o = ⌊(n + 2p − d(k−1) − 1) / s⌋ + 1 = ⌊(${n} + 2·${p} − ${d}·(${k}−1)`
-      + ` − 1) / ${s}⌋ + 1 = <b data-result="size">${o}</b>, so the map is ${o} × ${o}.`;
-    status.textContent = where
-      ? `Output row ${where.i}, column ${where.j} = ${fixed2(output[where.i][where.j])}, the sum `
-        + `of ${values.channels * k * k} products and the bias (${done} of ${o * o} computed`
-        + `${done === o * o ? ", the map is complete" : ""}).`
-      : `Press Step to compute the first of the ${o * o} outputs, or Play to watch them all.`;
+    const formula = `${FORMULA} = ⌊(${n} + 2·${p} − ${d}·(${k}−1) − 1) / ${s}⌋ + 1 = `
+      + `<b data-result="size">${o}</b>`;
+    sizeLine.innerHTML = t("{formula}, so the map is {o} × {o}.", { formula, o });
+    const about = { ...where, value: where ? fixed2(output[where.i][where.j]) : "",
+      count: values.channels * k * k, done, total: o * o };
+    status.textContent = !where
+      ? t("Press Step to compute the first of the {total} outputs, or Play to watch them all.", about)
+      : done === o * o
+        ? t("Output row {i}, column {j} = {value}, the sum of {count} products and the bias ({done} of {total} computed, the map is complete).", about)
+        : t("Output row {i}, column {j} = {value}, the sum of {count} products and the bias ({done} of {total} computed).", about);
     drawInputs(where);
     drawOutput(o, where);
     writeSum(where);

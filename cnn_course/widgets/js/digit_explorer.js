@@ -150,8 +150,8 @@ function receptiveFields(stages, order) {
 
 const STAGE_ORDER = ["c1", "s2", "c3", "s4"];
 const STAGE_TEXT = {
-  c1: "convolution, after ReLU", s2: "max pooling", c3: "convolution, after ReLU",
-  s4: "max pooling",
+  c1: N_("convolution, after ReLU"), s2: N_("max pooling"), c3: N_("convolution, after ReLU"),
+  s4: N_("max pooling"),
 };
 // A dark-to-bright colour scale (close to matplotlib's "inferno"), so that strong activations
 // stand out like the white ink of the input.
@@ -205,6 +205,7 @@ function stageSizes(stages, inputSize) {
 }
 
 function render({ model, el }) {
+  useLanguage(model, el);
   const weights = decodeWeights(model.get("lenet_weights"));
   const stages = model.get("stages");
   const prep = model.get("preprocessing");
@@ -223,19 +224,18 @@ function render({ model, el }) {
 
   // -- 1. the drawing pad and the MNIST digits
   const drawPanel = element("section", "dx-panel dx-draw");
-  const padTitle = element("p", "dx-title", "Draw a digit");
+  const padTitle = element("p", "dx-title", t("Draw a digit"));
   const pad = element("canvas", "dx-pad");
   pad.width = pad.height = 280;
   pad.setAttribute("role", "img");
-  pad.setAttribute("aria-label", "Drawing pad: draw a digit here with the mouse, a finger or a "
-    + "pen, in white on black like MNIST. The MNIST digit buttons below work from the keyboard.");
+  pad.setAttribute("aria-label", t("Drawing pad: draw a digit here with the mouse, a finger or a pen, in white on black like MNIST. The MNIST digit buttons below work from the keyboard."));
   const padCtx = pad.getContext("2d");
-  const clear = element("button", "dx-clear", "Clear");
+  const clear = element("button", "dx-clear", t("Clear"));
   clear.type = "button";
   const hint = element("span", "dx-hint", "");
   const actions = element("div", "dx-actions");
   actions.append(clear, hint);
-  const sampleLabel = element("p", "dx-title dx-small", "Or pick an MNIST test digit:");
+  const sampleLabel = element("p", "dx-title dx-small", t("Or pick an MNIST test digit:"));
   sampleLabel.id = `dx-samples-${Math.random().toString(36).slice(2, 8)}`;
   const sampleBox = element("div", "dx-samples");
   sampleBox.setAttribute("role", "group");
@@ -243,7 +243,7 @@ function render({ model, el }) {
   const sampleButtons = samples.map((sample, n) => {
     const button = element("button", "dx-sample", String(sample.label));
     button.type = "button";
-    button.title = `MNIST test image ${sample.index}, labelled ${sample.label}`;
+    button.title = t("MNIST test image {index}, labelled {label}", sample);
     button.setAttribute("aria-pressed", "false");
     button.addEventListener("click", () => showSample(n));
     sampleBox.append(button);
@@ -253,18 +253,17 @@ function render({ model, el }) {
 
   // -- 2. the 32x32 input, with the receptive-field outline
   const seenPanel = element("section", "dx-panel dx-seen");
-  const seenTitle = element("p", "dx-title", `What LeNet-5 sees (${inputSize} × ${inputSize})`);
+  const seenTitle = element("p", "dx-title",
+    t("What LeNet-5 sees ({size} × {size})", { size: inputSize }));
   const view = element("div", "dx-input-view");
   const inputCanvas = element("canvas", "dx-input");
   inputCanvas.width = inputCanvas.height = inputSize;
   inputCanvas.setAttribute("role", "img");
-  inputCanvas.setAttribute("aria-label", `The ${inputSize} × ${inputSize} normalized input `
-    + "that LeNet-5 reads: the digit scaled and centred as MNIST's digits were, with a "
-    + `${prep.pad}-pixel black border.`);
+  inputCanvas.setAttribute("aria-label", t("The {size} × {size} normalized input that LeNet-5 reads: the digit scaled and centred as MNIST's digits were, with a {pad}-pixel black border.", { size: inputSize, pad: prep.pad }));
   const overlay = document.createElementNS(SVG, "svg");
   overlay.setAttribute("viewBox", `0 0 ${inputSize} ${inputSize}`);
   overlay.setAttribute("role", "img");
-  overlay.setAttribute("aria-label", "Outline of the receptive field of the selected cell");
+  overlay.setAttribute("aria-label", t("Outline of the receptive field of the selected cell"));
   const frame = document.createElementNS(SVG, "rect");
   for (const [k, v] of Object.entries({ x: prep.pad, y: prep.pad, width: prep.field,
     height: prep.field, class: "dx-field" })) frame.setAttribute(k, v);
@@ -274,15 +273,12 @@ function render({ model, el }) {
   overlay.append(frame, rf);
   view.append(inputCanvas, overlay);
   const signed = (v) => v.toFixed(2).replace("-", "−");
-  const seenNote = element("p", "dx-note", `Black is ${signed(black)} and white `
-    + `${signed(white)} after normalizing with MNIST's mean ${prep.mean} and standard `
-    + `deviation ${prep.std}; the dashed square is the ${prep.field} × ${prep.field} MNIST `
-    + "field.");
+  const seenNote = element("p", "dx-note", t("Black is {black} and white {white} after normalizing with MNIST's mean {mean} and standard deviation {std}; the dashed square is the {field} × {field} MNIST field.", { black: signed(black), white: signed(white), mean: prep.mean, std: prep.std, field: prep.field }));
   seenPanel.append(seenTitle, view, seenNote);
 
   // -- 3. the prediction
   const resultPanel = element("section", "dx-panel dx-result");
-  const resultTitle = element("p", "dx-title", "What it reads");
+  const resultTitle = element("p", "dx-title", t("What it reads"));
   const readout = element("p", "dx-readout");
   readout.setAttribute("aria-live", "polite");
   const bars = element("div", "dx-bars");
@@ -304,11 +300,8 @@ function render({ model, el }) {
 
   // -- 4. the feature maps
   const mapsPanel = element("section", "dx-maps");
-  const mapsTitle = element("p", "dx-title", "Inside the network: every feature map");
-  const mapsHint = element("p", "dx-note", "Point at a cell of any map, or focus a map with the "
-    + "Tab key and move with the arrow keys: the input's pixels that the cell depends on (its "
-    + "receptive field) are outlined on the input. Colours run from 0 (dark) to the largest "
-    + "value in the layer (bright).");
+  const mapsTitle = element("p", "dx-title", t("Inside the network: every feature map"));
+  const mapsHint = element("p", "dx-note", t("Point at a cell of any map, or focus a map with the Tab key and move with the arrow keys: the input's pixels that the cell depends on (its receptive field) are outlined on the input. Colours run from 0 (dark) to the largest value in the layer (bright)."));
   const cellReadout = element("p", "dx-cell-readout");
   cellReadout.setAttribute("aria-live", "polite");
   mapsPanel.append(mapsTitle, mapsHint, cellReadout);
@@ -321,8 +314,8 @@ function render({ model, el }) {
     const block = element("div", `dx-stage dx-stage-${name}`);
     const head = element("div", "dx-stage-head");
     const caption = element("span", "dx-stage-name");
-    caption.innerHTML = `<b>${name.toUpperCase()}</b> ${STAGE_TEXT[name]}: ${channels} maps of `
-      + `${size} × ${size}`;
+    caption.innerHTML = `<b>${name.toUpperCase()}</b> `
+      + t("{kind}: {channels} maps of {size} × {size}", { kind: t(STAGE_TEXT[name]), channels, size });
     const legend = element("span", "dx-legend");
     const low = element("span", "", "0");
     const ramp = element("span", "dx-ramp");
@@ -338,15 +331,14 @@ function render({ model, el }) {
       const tile = element("div", "dx-map");
       tile.tabIndex = 0;
       tile.setAttribute("role", "group");
-      tile.setAttribute("aria-label", `${name.toUpperCase()} map ${m + 1} of ${channels}, `
-        + `${size} × ${size} cells; the arrow keys move the selected cell`);
+      const about = { stage: name.toUpperCase(), map: m + 1, channels, size };
+      tile.setAttribute("aria-label", t("{stage} map {map} of {channels}, {size} × {size} cells; the arrow keys move the selected cell", about));
       tile.dataset.stage = name;
       tile.dataset.map = String(m);
       const canvas = element("canvas");
       canvas.width = canvas.height = size;
       canvas.setAttribute("role", "img");
-      canvas.setAttribute("aria-label", `${name.toUpperCase()} map ${m + 1}: its values as `
-        + "colours, 0 dark, the layer's largest value bright");
+      canvas.setAttribute("aria-label", t("{stage} map {map}: its values as colours, 0 dark, the layer's largest value bright", about));
       const mark = element("span", "dx-mark");
       tile.append(canvas, mark);
       const pick = (event) => {
@@ -391,7 +383,7 @@ function render({ model, el }) {
     for (const name of STAGE_ORDER) for (const t of tiles[name]) t.mark.style.display = "none";
     if (!selected) {
       rf.setAttribute("visibility", "hidden");
-      say(cellReadout, "No cell selected yet.");
+      say(cellReadout, t("No cell selected yet."));
       return;
     }
     const { stage, map } = selected;
@@ -407,10 +399,7 @@ function render({ model, el }) {
     }
     rf.setAttribute("visibility", "visible");
     const value = result ? ` = ${result[stage][map][i][j].toFixed(2)}` : "";
-    say(cellReadout, `${stage.toUpperCase()} map ${map + 1}, cell (row ${i}, column `
-      + `${j})${value}: its receptive field is input rows ${row0}–${row0 + span - 1} and `
-      + `columns ${col0}–${col0 + span - 1}, a ${span} × ${span} window of the `
-      + `${inputSize} × ${inputSize} input.`);
+    say(cellReadout, t("{stage} map {map}, cell (row {i}, column {j}){value}: its receptive field is input rows {top}–{bottom} and columns {left}–{right}, a {span} × {span} window of the {size} × {size} input.", { stage: stage.toUpperCase(), map: map + 1, i, j, value, top: row0, bottom: row0 + span - 1, left: col0, right: col0 + span - 1, span, size: inputSize }));
   }
 
   function showSampleOnPad(sample) {
@@ -445,7 +434,7 @@ function render({ model, el }) {
     sampleButtons.forEach((b, n) => b.setAttribute("aria-pressed",
       String(mode === "sample" && n === sampleIndex)));
     hint.textContent = mode === "sample"
-      ? `MNIST test image ${samples[sampleIndex].index}; draw on the pad to replace it.` : "";
+      ? t("MNIST test image {index}; draw on the pad to replace it.", samples[sampleIndex]) : "";
     const input = currentInput();
     const ctx = inputCanvas.getContext("2d");
     if (input === null) {
@@ -462,7 +451,7 @@ function render({ model, el }) {
         bar.value.textContent = "";
         bar.row.classList.remove("dx-predicted");
       }
-      say(readout, 'Draw a digit<span data-result="prediction" hidden=""></span>', true);
+      say(readout, `${t("Draw a digit")}<span data-result="prediction" hidden=""></span>`, true);
       showSelection();
       return;
     }
@@ -488,10 +477,11 @@ function render({ model, el }) {
       bar.value.textContent = p.toFixed(2);
       bar.row.classList.toggle("dx-predicted", digit === best);
     });
-    const source = mode === "sample"
-      ? `MNIST test digit labelled ${samples[sampleIndex].label}: ` : "";
-    say(readout, `${source}LeNet-5 reads <b data-result="prediction">${best}</b> `
-      + `(probability ${probabilities[best].toFixed(2)})`, true);
+    const read = { label: samples[sampleIndex].label, p: probabilities[best].toFixed(2),
+      digit: `<b data-result="prediction">${best}</b>` };
+    say(readout, mode === "sample"
+      ? t("MNIST test digit labelled {label}: LeNet-5 reads {digit} (probability {p})", read)
+      : t("LeNet-5 reads {digit} (probability {p})", read), true);
     showSelection();
   }
 

@@ -95,14 +95,14 @@ function softmax(logits) {
 // input: [1][32][32]; stages: kernel size and stride of c1, s2, c3, s4 (read from the PyTorch
 // layers). Returns every stage: C1 and C3 after their ReLU.
 function lenetForward(weights, input, stages) {
-  const t = (name) => weights[name];
-  const c1 = relu(conv2d(input, t("c1.weight"), t("c1.bias"), stages.c1.stride));
+  const param = (name) => weights[name];
+  const c1 = relu(conv2d(input, param("c1.weight"), param("c1.bias"), stages.c1.stride));
   const s2 = max_pool2d(c1, stages.s2.kernel, stages.s2.stride);
-  const c3 = relu(conv2d(s2, t("c3.weight"), t("c3.bias"), stages.c3.stride));
+  const c3 = relu(conv2d(s2, param("c3.weight"), param("c3.bias"), stages.c3.stride));
   const s4 = max_pool2d(c3, stages.s4.kernel, stages.s4.stride);
-  const c5 = relu(linear(flatten(s4), t("c5.weight"), t("c5.bias")));
-  const f6 = relu(linear(c5, t("f6.weight"), t("f6.bias")));
-  const logits = linear(f6, t("output.weight"), t("output.bias"));
+  const c5 = relu(linear(flatten(s4), param("c5.weight"), param("c5.bias")));
+  const f6 = relu(linear(c5, param("f6.weight"), param("f6.bias")));
+  const logits = linear(f6, param("output.weight"), param("output.bias"));
   return { c1, s2, c3, s4, logits, probabilities: softmax(logits) };
 }
 

@@ -3,6 +3,7 @@
 const COLORS = { SGD: "#7f7f7f", momentum: "#1f77b4", Nesterov: "#17becf", Adagrad: "#2ca02c",
   RMSprop: "#ff7f0e", Adam: "#d62728" };
 const W = 420, H = 320;
+const SURFACE_NAMES = { ravine: N_("ravine"), saddle: N_("saddle"), rosenbrock: N_("rosenbrock") };
 
 function el(tag, attrs, ns = SVG) {
   const node = document.createElementNS(ns, tag);
@@ -11,6 +12,7 @@ function el(tag, attrs, ns = SVG) {
 }
 
 function render({ model, el: host }) {
+  useLanguage(model, host);
   const values = { ...model.get("values") };
   const lrs = model.get("learning_rates"), momenta = model.get("momenta");
   const root = document.createElement("div");
@@ -20,11 +22,11 @@ function render({ model, el: host }) {
   const readout = document.createElement("div");
   readout.className = "readout";
   const svg = el("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, style: "overflow: hidden",
-  role: "img", "aria-label": "Paths of the optimizers on the loss surface; each one's end point is listed next to it" });
+  role: "img", "aria-label": t("Paths of the optimizers on the loss surface; each one's end point is listed next to it") });
 
   const surface = document.createElement("select");
   surface.dataset.control = "surface";
-  for (const s of model.get("surfaces")) surface.add(new Option(s, s));
+  for (const s of model.get("surfaces")) surface.add(new Option(t(SURFACE_NAMES[s] || s), s));
   surface.value = values.surface;
   const lr = Object.assign(document.createElement("input"),
     { type: "range", min: 0, max: lrs.length - 1, step: 1, value: lrs.indexOf(values.lr) });
@@ -35,9 +37,9 @@ function render({ model, el: host }) {
   mom.dataset.control = "momentum";
   const shownLr = document.createElement("output"), shownMom = document.createElement("output");
   const label = (text) => Object.assign(document.createElement("label"), { textContent: text });
-  controls.append(tie(label("surface"), surface, "race"), surface, document.createElement("span"),
-    tie(label("learning rate"), lr, "race"), lr, shownLr,
-    tie(label("momentum"), mom, "race"), mom, shownMom);
+  controls.append(tie(label(t("surface")), surface, "race"), surface, document.createElement("span"),
+    tie(label(t("learning rate")), lr, "race"), lr, shownLr,
+    tie(label(t("momentum")), mom, "race"), mom, shownMom);
 
   function draw() {
     values.surface = surface.value;
@@ -52,7 +54,7 @@ function render({ model, el: host }) {
     const sx = (x) => ((x - x0) / (x1 - x0)) * W, sy = (y) => ((y1 - y) / (y1 - y0)) * H;
     svg.replaceChildren();
     grid.values.forEach((row, i) => row.forEach((v, j) => {
-      const t = v / max, shade = Math.round(255 - 120 * t);
+      const level = v / max, shade = Math.round(255 - 120 * level);
       svg.appendChild(el("rect", { x: (j * W) / cols, y: (i * H) / rows, width: W / cols + 0.5,
         height: H / rows + 0.5, fill: `rgb(${shade},${shade},255)` }));
     }));
@@ -64,10 +66,11 @@ function render({ model, el: host }) {
       svg.appendChild(el("polyline", { points: points.join(" "), fill: "none",
         stroke: COLORS[name], "stroke-width": 2 }));
       const [lx, ly] = entry.path[entry.path.length - 1];
-      const status = entry.diverged ? `diverged at step ${entry.diverged}`
-        : `ends at (${lx.toFixed(2)}, ${ly.toFixed(2)})`;
+      const status = entry.diverged ? t("diverged at step {step}", { step: entry.diverged })
+        : t("ends at ({x}, {y})", { x: lx.toFixed(2), y: ly.toFixed(2) });
       lines.push(`<div data-optimizer="${name}"><span style="color:${COLORS[name]}">■</span> ` +
-        `${name}: <span data-result="status">${status}</span></div>`);
+        `${t("{optimizer}: {status}", { optimizer: name === "momentum" ? t("momentum") : name,
+          status: `<span data-result="status">${status}</span>` })}</div>`);
     }
     readout.innerHTML = lines.join("");
     model.set("values", { ...values });

@@ -35,6 +35,7 @@ function control(labelText, element) {
 }
 
 function render({ model, el }) {
+  useLanguage(model, el);
   const values = { ...model.get("values") };
   const fmap = model.get("feature_map");
   const root = document.createElement("div");
@@ -49,18 +50,18 @@ function render({ model, el }) {
 
   const mode = document.createElement("select");
   mode.dataset.control = "mode";
-  for (const m of ["max", "avg"]) mode.add(new Option(m === "max" ? "max pooling" : "average pooling", m));
+  for (const m of ["max", "avg"]) mode.add(new Option(m === "max" ? t("max pooling") : t("average pooling"), m));
   mode.value = values.mode;
   const sliders = {};
-  const parts = [control("pooling", mode)];
-  for (const [name, label, high] of [["kernel_size", "kernel k", 4], ["stride", "stride s", 4],
-    ["out_row", "output row", 0], ["out_col", "output column", 0]]) {
+  const parts = [control(t("pooling"), mode)];
+  for (const [name, label, high] of [["kernel_size", N_("kernel k"), 4], ["stride", N_("stride s"), 4],
+    ["out_row", N_("output row"), 0], ["out_col", N_("output column"), 0]]) {
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: name.startsWith("out") ? 0 : 1, max: high,
       step: 1, value: values[name] });
     input.dataset.control = name;
     sliders[name] = input;
-    parts.push(control(label, input));
+    parts.push(control(t(label), input));
   }
   for (const p of parts) controls.append(...p);
 
@@ -76,7 +77,8 @@ function render({ model, el }) {
       const problem = document.createElement("div");
       problem.className = "problem";
       problem.dataset.result = "problem";
-      problem.textContent = `This combination does not work: ${entry.problem}`;
+      const reason = (model.get("reasons")[LANGUAGE] || {})[`${values.mode},${k},${s}`] || entry.problem;
+      problem.textContent = t("This combination does not work: {reason}", { reason });
       readout.appendChild(problem);
       return;
     }
@@ -90,17 +92,21 @@ function render({ model, el }) {
     parts.slice(1).forEach(([, input, shown]) => { shown.textContent = input.value; });
     const n = fmap.length;
     const picked = entry.values[values.out_row][values.out_col];
+    const windowed = { row: values.out_row, col: values.out_col,
+      value: `<b data-result="value">${picked.toFixed(2)}</b>` };
     readout.innerHTML =
-      `<div>o = ⌊(n − k) / s⌋ + 1 = ⌊(${n} − ${k}) / ${s}⌋ + 1 = <b data-result="size">${oh}</b>` +
-      ` (height and width)</div><div>${n}×${n} → ${oh}×${ow}: ` +
-      `${Math.round(100 * (1 - (oh * ow) / (n * n)))}% fewer values; parameters: <b>0</b></div>` +
-      `<div>output (${values.out_row}, ${values.out_col}) = ${values.mode} of the red window = ` +
-      `<b data-result="value">${picked.toFixed(2)}</b></div>`;
+      `<div>${t("{formula} (height and width)", { formula:
+        `o = ⌊(n − k) / s⌋ + 1 = ⌊(${n} − ${k}) / ${s}⌋ + 1 = <b data-result="size">${oh}</b>` })}` +
+      `</div><div>${t("{before} → {after}: {percent}% fewer values; parameters: {zero}", {
+        before: `${n}×${n}`, after: `${oh}×${ow}`,
+        percent: Math.round(100 * (1 - (oh * ow) / (n * n))), zero: "<b>0</b>" })}</div>` +
+      `<div>${values.mode === "max" ? t("output ({row}, {col}) = max of the red window = {value}", windowed)
+        : t("output ({row}, {col}) = avg of the red window = {value}", windowed)}</div>`;
     const win = { x: values.out_col * s, y: values.out_row * s, width: k, height: k };
     const outWin = { x: values.out_col, y: values.out_row, width: 1, height: 1 };
-    pictures.append(heatmap(fmap, 18, win, "feature map, the pooling window outlined"),
+    pictures.append(heatmap(fmap, 18, win, t("feature map, the pooling window outlined")),
       heatmap(entry.values, 18 * Math.max(1, n / oh / 1.5), outWin,
-        "pooled output, the chosen output cell outlined"));
+        t("pooled output, the chosen output cell outlined")));
     model.set("values", { ...values });
     model.save_changes();
   }
