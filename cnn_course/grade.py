@@ -40,7 +40,6 @@ from cnn_course.grading.grader import DEFAULT_SOLUTIONS, Grader, GradingOptions
 from cnn_course.grading.report import (
     NO_SANDBOX_WARNING,
     ReportPathError,
-    apply_language_option,
     check_output_folder,
     format_table,
     output_problems,
@@ -54,7 +53,7 @@ from cnn_course.grading.runner import Limits
 from cnn_course.grading.safe_text import clean
 from cnn_course.grading.sandbox import SandboxUnavailable
 from cnn_course.grading.shards import parse_shard, select
-from cnn_course.messages import ENGLISH, LANGUAGES, tr
+from cnn_course.messages import ENGLISH, LANGUAGES, apply_language_option, tr
 
 SEED_VARIABLE = "CNN_COURSE_GRADE_SEED"
 

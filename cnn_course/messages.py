@@ -98,6 +98,25 @@ def using_language(language: str | None) -> Iterator[None]:
         _chosen = saved
 
 
+def apply_language_option(argv: list[str]) -> None:
+    """For a command with a ``--language`` option: use the language it names in ``argv`` from
+    now on, before the command's parser (whose help is in that language) reads ``argv``, and
+    pass it on to the processes it starts through ``CNN_COURSE_LANG``. An unknown language is
+    left to the parser to refuse."""
+    value = None
+    for number, argument in enumerate(argv):
+        if argument == "--":
+            break
+        if argument == "--language" and number + 1 < len(argv):
+            value = argv[number + 1]
+        elif argument.startswith("--language="):
+            value = argument.partition("=")[2]
+    language = normalize_language(value) if value is not None else None
+    if language is not None:
+        set_language(language)
+        os.environ["CNN_COURSE_LANG"] = language
+
+
 def read_catalog(path: Path) -> dict[str, str]:
     """The translated, non-fuzzy entries of one ``.po`` file, English template to translation."""
     import polib

@@ -85,7 +85,8 @@ def figure_texts(notebook) -> dict:
     missing: dict[str, set[str]] = {}
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            drawings = output.get("data", {}).get(MIME, {})
+            data = output.get("data", {})
+            drawings = data.get(MIME) or data.get(f"application/papermill.record/{MIME}") or {}
             templates += [t for t in drawings.get("templates", []) if t not in templates]
             for language, entry in drawings.items():
                 if language != "templates":

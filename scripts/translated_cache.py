@@ -23,13 +23,14 @@ from cnn_course.device import translated_description
 from cnn_course.figure_translation import MIME
 from cnn_course.messages import using_language
 
-GLUED_TEXT = "application/papermill.record/text/plain"   # how myst-nb's glue stores a value
+GLUE_PREFIX = "application/papermill.record/"   # how myst-nb's glue stores a value's formats
+GLUED_TEXT = GLUE_PREFIX + "text/plain"
 
 
 def translate_outputs(notebook, language: str) -> int:
     """Swap each figure's PNG for its ``language`` drawing, and each glued description of a
     machine for its translation (no language: only drop the drawings); returns how many
-    figures were swapped."""
+    figures were swapped. A glued figure's formats carry glue's prefix."""
     swapped = 0
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -38,11 +39,12 @@ def translate_outputs(notebook, language: str) -> int:
             if language and isinstance(glued, str) and glued[:1] in "'\"":
                 with using_language(language):
                     data[GLUED_TEXT] = repr(translated_description(ast.literal_eval(glued)))
-            drawings = data.pop(MIME, None)
-            png = (drawings or {}).get(language, {}).get("png")
-            if png:
-                data["image/png"] = png
-                swapped += 1
+            for prefix in ("", GLUE_PREFIX):
+                drawings = data.pop(prefix + MIME, None)
+                png = (drawings or {}).get(language, {}).get("png")
+                if png:
+                    data[prefix + "image/png"] = png
+                    swapped += 1
     return swapped
 
 

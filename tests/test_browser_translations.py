@@ -48,3 +48,28 @@ def test_the_language_link_leads_to_the_same_page(browser, site_url):
         assert page.url == f"{site_url}/book/03_pooling.html"
     finally:
         page.close()
+
+
+# Each explorer of the site and a word it shows, in English and in Chinese.
+EXPLORER_WORDS = [("book/01_convolution.html", ".conv-arithmetic", "stride s", "步长 s"),
+                  ("book/01_convolution.html", ".conv-watch", "kernel size k", "卷积核大小 k"),
+                  ("book/03_pooling.html", ".pooling-explorer", "stride s", "步长 s"),
+                  ("book/07_lenet5.html", ".digit-explorer", "Clear", "清除")]
+
+
+@pytest.mark.parametrize("path, explorer, english_word, chinese_word", EXPLORER_WORDS)
+def test_explorers_speak_the_pages_language(browser, site_url, path, explorer, english_word,
+                                            chinese_word):
+    """An explorer is saved once, from the English execution, and picks its words in the
+    browser by the page's language."""
+    page = browser.new_page()
+    try:
+        for url, shown, hidden in ((f"{site_url}/{path}", english_word, chinese_word),
+                                   (f"{site_url}/zh/{path}", chinese_word, english_word)):
+            page.goto(url, wait_until="load")
+            widget = page.locator(explorer).first
+            widget.wait_for(timeout=30_000)
+            text = widget.inner_text()
+            assert shown in text and hidden not in text, (url, text[:300])
+    finally:
+        page.close()

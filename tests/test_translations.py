@@ -232,3 +232,28 @@ def test_chinese_site_shows_the_notebooks_in_chinese_and_launches_them(folder):
         assert f"urlpath=tree/{folder}/zh_CN/{path.name}" in html
     chapter = (ZH / "book" / "03_pooling.html").read_text(encoding="utf-8")
     assert "notebooks/zh_CN/03_pooling.ipynb" in chapter
+
+
+@pytest.mark.site
+def test_every_text_on_the_pages_figures_has_a_current_translation():
+    from cnn_course.tools import message_catalogs
+
+    found = message_catalogs.figure_problems("zh_CN")
+    assert not found, "\n".join(map(str, found[:40])) + (
+        "\nrun: python -m cnn_course.tools.translations update, then translate them")
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("page", ["book/intro", "book/06_optimizers", "book/08_cifar10"])
+def test_chinese_pages_show_figures_drawn_in_chinese(page):
+    """Same executed pages, other pictures: every figure with words on it is drawn again in
+    Chinese (an image the English page does not have), the others are shared."""
+    def images(html: Path) -> list[str]:
+        if not html.exists():
+            pytest.fail("no site: run `bash scripts/build-book.sh` first")
+        return re.findall(r'<img[^>]+src="[./]*(_images/[^"]+)"', html.read_text("utf-8"))
+
+    english = images(ROOT / "_build" / "html" / f"{page}.html")
+    chinese = images(ZH / f"{page}.html")
+    assert english and len(chinese) == len(english)
+    assert set(chinese) - set(english), f"{page}: the Chinese page shows the English figures"

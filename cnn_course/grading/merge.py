@@ -25,7 +25,6 @@ from pathlib import Path
 from cnn_course.grading.chapters import Chapter, ExerciseSpec
 from cnn_course.grading.report import (
     NO_SANDBOX_WARNING,
-    apply_language_option,
     format_table,
     output_problems,
     write_csv,
@@ -40,7 +39,7 @@ from cnn_course.grading.results import (
     SubmissionResult,
 )
 from cnn_course.grading.safe_text import clean
-from cnn_course.messages import ENGLISH, LANGUAGES, N_, tr, translated
+from cnn_course.messages import ENGLISH, LANGUAGES, N_, apply_language_option, tr, translated
 
 MAX_REPORT_BYTES = 256 << 20
 _META_DEPTH = 6

@@ -23,7 +23,7 @@ from pathlib import Path
 from cnn_course.grading.chapters import Chapter
 from cnn_course.grading.results import SubmissionResult
 from cnn_course.grading.safe_text import clean, clean_tree
-from cnn_course.messages import N_, normalize_language, set_language, tr, translated
+from cnn_course.messages import N_, tr, translated
 
 NO_SANDBOX_WARNING = N_("WARNING: graded WITHOUT the sandbox: a notebook could have changed "
                         "other notebooks' grades or files; use only for trusted notebooks")
@@ -110,23 +110,6 @@ def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
         lines.append(tr("{count} submissions: {full} with full marks, {others} without",
                         count=len(results), full=full, others=len(results) - full))
     return clean("\n".join(lines), lines=True)
-
-
-def apply_language_option(argv: Sequence[str]) -> None:
-    """Show messages in the language that ``--language`` names in ``argv``, before the
-    command's own parser (whose help is in that language) reads it; also for the sandboxes,
-    which read ``CNN_COURSE_LANG``. An unknown language is left to the parser to refuse."""
-    value = None
-    for number, argument in enumerate(argv):
-        if argument == "--":
-            break
-        if argument == "--language" and number + 1 < len(argv):
-            value = argv[number + 1]
-        elif argument.startswith("--language="):
-            value = argument.partition("=")[2]
-    if value is not None and normalize_language(value) is not None:
-        set_language(value)
-        os.environ["CNN_COURSE_LANG"] = normalize_language(value) or value
 
 
 def csv_text(results: Sequence[SubmissionResult], chapters: Sequence[Chapter]) -> str:
