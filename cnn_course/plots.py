@@ -8,7 +8,26 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
+from cnn_course.figure_translation import figure_tr, set_title, use_cjk_font
 from cnn_course.messages import tr
+
+
+def label_axes(ax: plt.Axes, xlabel: str | None = None, ylabel: str | None = None,
+               title: str | None = None, **title_kwargs) -> None:
+    """Set the axis labels and the title that are given, each in a font with Chinese glyphs
+    if it holds any (the texts come translated, from ``figure_tr``)."""
+    if xlabel is not None:
+        use_cjk_font(ax.set_xlabel(xlabel))
+    if ylabel is not None:
+        use_cjk_font(ax.set_ylabel(ylabel))
+    if title is not None:
+        set_title(ax, title, **title_kwargs)
+
+
+def legend(ax: plt.Axes, **kwargs) -> None:
+    """``ax.legend(**kwargs)``, its texts in a font with Chinese glyphs where they hold any."""
+    for text in ax.legend(**kwargs).get_texts():
+        use_cjk_font(text)
 
 
 def show_images(images: Sequence[torch.Tensor] | torch.Tensor, titles: Sequence[str] | None = None,
@@ -40,7 +59,7 @@ def show_images(images: Sequence[torch.Tensor] | torch.Tensor, titles: Sequence[
         else:
             ax.imshow(image.numpy(), cmap=cmap)
         if titles is not None:
-            ax.set_title(titles[index], fontsize=9)
+            set_title(ax, titles[index], fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -59,7 +78,7 @@ def show_kernel_values(kernel: torch.Tensor, ax: plt.Axes | None = None,
         ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    set_title(ax, title, fontsize=9)
     return ax
 
 
@@ -93,23 +112,27 @@ def draw_conv_grid(ax: plt.Axes, n: int, kernel_size: int, padding: int | tuple[
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"padded input {size}x{size} (grey = zero padding); kernel at output "
-                 f"({out_row}, {out_col})", fontsize=9)
+    set_title(ax, figure_tr("padded input {size}x{size} (grey = zero padding); kernel at output "
+                            "({row}, {col})", size=size, row=out_row, col=out_col), fontsize=9)
 
 
 def plot_history(history, title: str = "") -> plt.Figure:
     """Loss and accuracy per epoch for training and, if measured, test data."""
     epochs = range(1, history.epochs + 1)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
-    loss_ax.plot(epochs, history.train_loss, "o-", label="train")
-    acc_ax.plot(epochs, history.train_acc, "o-", label="train")
+    train, test = figure_tr("train"), figure_tr("test")
+    loss_ax.plot(epochs, history.train_loss, "o-", label=train)
+    acc_ax.plot(epochs, history.train_acc, "o-", label=train)
     if history.test_loss:
-        loss_ax.plot(epochs, history.test_loss, "s-", label="test")
-        acc_ax.plot(epochs, history.test_acc, "s-", label="test")
-    loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{title} loss".strip())
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
+        loss_ax.plot(epochs, history.test_loss, "s-", label=test)
+        acc_ax.plot(epochs, history.test_acc, "s-", label=test)
+    # the caller's title, with what each panel shows after it
+    loss_title = figure_tr("{title} loss", title=title) if title else figure_tr("loss")
+    acc_title = figure_tr("{title} accuracy", title=title) if title else figure_tr("accuracy")
+    label_axes(loss_ax, figure_tr("epoch"), figure_tr("loss"), loss_title.strip())
+    label_axes(acc_ax, figure_tr("epoch"), figure_tr("accuracy"), acc_title.strip())
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend()
+        legend(ax)
     fig.tight_layout()
     return fig

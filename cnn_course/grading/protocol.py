@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnn_course.messages import N_, tr, translated
+
 MAX_INT_BITS = 13_300          # about 4,000 decimal digits
 MAX_RANK = 8
 MAX_TEXT = 2_000               # characters of an exception's message
@@ -83,16 +85,19 @@ class Budget:
         self.bytes_used += nbytes
         self.elements_used += elements
         if self.items_used > self.max_items:
-            raise BadObservation(f"more than {self.max_items:,} values in all")
+            raise BadObservation(tr("more than {limit:,} values in all", limit=self.max_items))
         if self.bytes_used > self.max_bytes:
-            raise BadObservation(f"more than {self.max_bytes:,} bytes of data in all")
+            raise BadObservation(tr("more than {limit:,} bytes of data in all",
+                                    limit=self.max_bytes))
         if self.elements_used > self.max_elements:
-            raise BadObservation(f"more than {self.max_elements:,} tensor elements in all")
+            raise BadObservation(tr("more than {limit:,} tensor elements in all",
+                                    limit=self.max_elements))
 
     def enter(self, depth: int) -> int:
         """The depth one level below ``depth``; raise when that is too deep."""
         if depth >= self.max_depth:
-            raise BadObservation(f"values nested more than {self.max_depth} levels deep")
+            raise BadObservation(tr("values nested more than {limit} levels deep",
+                                    limit=self.max_depth))
         return depth + 1
 
 
@@ -102,30 +107,33 @@ def _fields(data: object, what: str, required: tuple[str, ...],
             optional: tuple[str, ...] = ()) -> dict:
     """``data`` as a dict with exactly the ``required`` keys and some of ``optional``."""
     if type(data) is not dict:
-        raise BadObservation(f"{what} is not an object")
+        raise BadObservation(tr("{what} is not an object", what=translated(what)))
     missing = [key for key in required if key not in data]
     extra = [key for key in data if key not in required and key not in optional]
     if missing or extra:
-        raise BadObservation(f"{what} has fields {sorted(map(str, data))[:8]}, expected "
-                             f"{list(required)} (and maybe {list(optional)})")
+        raise BadObservation(tr("{what} has fields {fields}, expected {required} (and maybe "
+                                "{optional})", what=translated(what),
+                                fields=sorted(map(str, data))[:8], required=list(required),
+                                optional=list(optional)))
     return data
 
 
 def _str(value: object, what: str, limit: int = 200) -> str:
     if type(value) is not str or len(value) > limit:
-        raise BadObservation(f"{what} is not a string of at most {limit} characters")
+        raise BadObservation(tr("{what} is not a string of at most {limit} characters",
+                                what=translated(what), limit=limit))
     return value
 
 
 def _bool(value: object, what: str) -> bool:
     if type(value) is not bool:
-        raise BadObservation(f"{what} is not true or false")
+        raise BadObservation(tr("{what} is not true or false", what=translated(what)))
     return value
 
 
 def _checked_int(value: int) -> int:
     if value.bit_length() > MAX_INT_BITS:
-        raise BadObservation("an integer has more than about 4,000 digits")
+        raise BadObservation(tr("an integer has more than about 4,000 digits"))
     return value
 
 
@@ -173,11 +181,12 @@ def safe_text(compute: Callable[[], object], limit: int) -> str:
     fails, runs too long or returns something else."""
     try:
         text = safe_call(compute)
-        return str.__str__(text)[:limit] if isinstance(text, str) else "<not a string>"
+        return str.__str__(text)[:limit] if isinstance(text, str) else tr("<not a string>")
     except _TooSlow:
-        return "<its text took too long to compute>"
+        return tr("<its text took too long to compute>")
     except Exception as error:  # noqa: BLE001 - any learner code may fail
-        return f"<its text could not be computed: {type(error).__name__}>"
+        return tr("<its text could not be computed: {error_type}>",
+                  error_type=type(error).__name__)
 
 
 def _type_name(value: object) -> str:
@@ -287,8 +296,9 @@ class _Encoder:
             except BadObservation:
                 raise
             except Exception as error:  # noqa: BLE001 - odd internals of a learner's module
-                raise BadObservation(f"the network could not be recorded: "
-                                     f"{type(error).__name__}: {one_line(str(error))}") from None
+                raise BadObservation(tr("the network could not be recorded: {error_type}: "
+                                        "{error}", error_type=type(error).__name__,
+                                        error=one_line(str(error)))) from None
         return self.container_or_subclass(value, kind, depth)
 
     def int(self, value: int) -> int:
@@ -317,7 +327,7 @@ class _Encoder:
 
     def items(self, value: object, name: str, iterate: Callable, depth: int) -> dict:
         if id(value) in self.active:
-            raise BadObservation(f"a {name} contains itself")
+            raise BadObservation(tr("a {kind} contains itself", kind=name))
         inner = self.budget.enter(depth)
         self.active.add(id(value))
         try:
@@ -380,36 +390,38 @@ def encode_tensor(tensor: torch.Tensor, budget: Budget | None = None) -> dict:
 def _decode_float(data: object) -> float:
     if type(data) is float or (type(data) is int and data.bit_length() <= 1024):
         return float(data)
-    fields = _fields(data, "a float", ("kind", "value"))
+    fields = _fields(data, N_("a float"), ("kind", "value"))
     word = fields["value"]
     if type(word) is not str or word not in _FLOAT_WORDS:
-        raise BadObservation("a float is not a number, 'nan', 'inf' or '-inf'")
+        raise BadObservation(tr("a float is not a number, 'nan', 'inf' or '-inf'"))
     return _FLOAT_WORDS[word]
 
 
 def _raw_bytes(text: object, nbytes: int, budget: Budget) -> bytes:
     """Base64 ``text`` holding exactly ``nbytes`` bytes, counted against ``budget``."""
     if type(text) is not str or len(text) != 4 * ((nbytes + 2) // 3):
-        raise BadObservation(f"the data does not hold the {nbytes:,} bytes its dtype and "
-                             "shape call for")
+        raise BadObservation(tr("the data does not hold the {nbytes:,} bytes its dtype and "
+                                "shape call for", nbytes=nbytes))
     budget.spend(nbytes=nbytes)
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadObservation("the data is not valid base64") from None
+        raise BadObservation(tr("the data is not valid base64")) from None
     if len(raw) != nbytes:
-        raise BadObservation(f"the data holds {len(raw):,} bytes, expected {nbytes:,}")
+        raise BadObservation(tr("the data holds {got:,} bytes, expected {expected:,}",
+                                got=len(raw), expected=nbytes))
     return raw
 
 
 def _shape(data: object, budget: Budget) -> tuple[tuple[int, ...], int]:
     """A validated shape and its number of elements (counted against ``budget``)."""
     if type(data) is not list or len(data) > MAX_RANK:
-        raise BadObservation(f"a shape is not a list of at most {MAX_RANK} sizes")
+        raise BadObservation(tr("a shape is not a list of at most {rank} sizes", rank=MAX_RANK))
     for size in data:
         if type(size) is not int or not 0 <= size <= budget.max_elements:
-            raise BadObservation(f"a shape holds {str(size)[:30]}, not a size between 0 and "
-                                 f"{budget.max_elements:,}")
+            raise BadObservation(tr("a shape holds {size}, not a size between 0 and "
+                                    "{limit:,}", size=str(size)[:30],
+                                    limit=budget.max_elements))
     count = math.prod(data)
     budget.spend(elements=count)
     return tuple(data), count
@@ -417,7 +429,7 @@ def _shape(data: object, budget: Budget) -> tuple[tuple[int, ...], int]:
 
 def _check_bools(raw: bytes) -> None:
     if raw.translate(None, b"\x00\x01"):
-        raise BadObservation("a bool tensor holds bytes other than 0 and 1")
+        raise BadObservation(tr("a bool tensor holds bytes other than 0 and 1"))
 
 
 def _buffer(fields: dict, dtypes: dict, what: str, budget: Budget
@@ -426,8 +438,9 @@ def _buffer(fields: dict, dtypes: dict, what: str, budget: Budget
     array's data, each checked against the others and the budget."""
     dtype = dtypes.get(fields["dtype"]) if type(fields["dtype"]) is str else None
     if dtype is None:
-        raise BadObservation(f"{what} has dtype {str(fields['dtype'])[:40]!r}, not one of "
-                             f"{', '.join(dtypes)}")
+        raise BadObservation(tr("{what} has dtype {dtype!r}, not one of {dtypes}",
+                                what=translated(what), dtype=str(fields["dtype"])[:40],
+                                dtypes=", ".join(dtypes)))
     shape, count = _shape(fields["shape"], budget)
     raw = _raw_bytes(fields["data"], count * dtype.itemsize, budget)
     if fields["dtype"] == "bool":
@@ -437,46 +450,48 @@ def _buffer(fields: dict, dtypes: dict, what: str, budget: Budget
 
 def decode_tensor(data: object, budget: Budget, with_grad: bool = True) -> torch.Tensor:
     """A fresh ``torch.Tensor`` (or ``nn.Parameter``) from :meth:`_Encoder.tensor`'s data."""
-    fields = _fields(data, "a tensor", ("kind", "dtype", "shape", "data"),
+    fields = _fields(data, N_("a tensor"), ("kind", "dtype", "shape", "data"),
                      ("requires_grad", "parameter", "grad"))
-    dtype, shape, count, raw = _buffer(fields, TORCH_DTYPES, "a tensor", budget)
+    dtype, shape, count, raw = _buffer(fields, TORCH_DTYPES, N_("a tensor"), budget)
     tensor = (torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape) if count
               else torch.empty(shape, dtype=dtype))
     requires_grad = _bool(fields.get("requires_grad", False), "requires_grad")
     if requires_grad and not (dtype.is_floating_point or dtype.is_complex):
-        raise BadObservation(f"a {fields['dtype']} tensor cannot require gradients")
-    if _bool(fields.get("parameter", False), "the parameter flag"):
+        raise BadObservation(tr("a {dtype} tensor cannot require gradients",
+                                dtype=fields["dtype"]))
+    if _bool(fields.get("parameter", False), N_("the parameter flag")):
         tensor = nn.Parameter(tensor, requires_grad=requires_grad)
     elif requires_grad:
         tensor.requires_grad_(True)
     grad = fields.get("grad")
     if grad is not None:
         if not with_grad:
-            raise BadObservation("a gradient has a gradient of its own")
+            raise BadObservation(tr("a gradient has a gradient of its own"))
         grad = decode_tensor(grad, budget, with_grad=False)
         if type(grad) is not torch.Tensor or grad.shape != tensor.shape \
                 or grad.dtype != tensor.dtype or grad.requires_grad:
-            raise BadObservation("a tensor's gradient does not match it in type, shape or "
-                                 "dtype")
+            raise BadObservation(tr("a tensor's gradient does not match it in type, shape or "
+                                    "dtype"))
         try:
             tensor.grad = grad
         except RuntimeError as error:
-            raise BadObservation(f"a tensor's gradient does not fit: {one_line(str(error))}") \
-                from None
+            raise BadObservation(tr("a tensor's gradient does not fit: {error}",
+                                    error=one_line(str(error)))) from None
     return tensor
 
 
 def _decode_array(data: object, budget: Budget) -> np.ndarray:
-    fields = _fields(data, "an array", ("kind", "dtype", "shape", "data"))
-    dtype, shape, _, raw = _buffer(fields, NUMPY_DTYPES, "an array", budget)
+    fields = _fields(data, N_("an array"), ("kind", "dtype", "shape", "data"))
+    dtype, shape, _, raw = _buffer(fields, NUMPY_DTYPES, N_("an array"), budget)
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 
 def _decode_numpy_scalar(data: object, budget: Budget) -> np.generic:
-    fields = _fields(data, "a numpy scalar", ("kind", "dtype", "data"))
+    fields = _fields(data, N_("a numpy scalar"), ("kind", "dtype", "data"))
     dtype = NUMPY_DTYPES.get(fields["dtype"]) if type(fields["dtype"]) is str else None
     if dtype is None:
-        raise BadObservation(f"a numpy scalar has dtype {str(fields['dtype'])[:40]!r}")
+        raise BadObservation(tr("a numpy scalar has dtype {dtype!r}",
+                                dtype=str(fields["dtype"])[:40]))
     raw = _raw_bytes(fields["data"], dtype.itemsize, budget)
     if dtype == np.bool_:
         _check_bools(raw)
@@ -487,15 +502,15 @@ def _hashable(value: object, what: str) -> object:
     try:
         hash(value)
     except TypeError:
-        raise BadObservation(f"{what} is a {type(value).__name__}, which cannot be one") \
-            from None
+        raise BadObservation(tr("{what} is a {type}, which cannot be one",
+                                what=translated(what), type=type(value).__name__)) from None
     return value
 
 
 def _decode_items(fields: dict, budget: Budget, depth: int) -> list:
     items = fields["items"]
     if type(items) is not list:
-        raise BadObservation("a container's items are not a list")
+        raise BadObservation(tr("a container's items are not a list"))
     inner = budget.enter(depth)
     return [decode(item, budget, inner) for item in items]
 
@@ -503,13 +518,13 @@ def _decode_items(fields: dict, budget: Budget, depth: int) -> list:
 def _decode_pairs(fields: dict, budget: Budget, depth: int) -> list[tuple[object, object]]:
     items = fields["items"]
     if type(items) is not list:
-        raise BadObservation("a dict's items are not a list")
+        raise BadObservation(tr("a dict's items are not a list"))
     inner = budget.enter(depth)
     pairs = []
     for pair in items:
         if type(pair) is not list or len(pair) != 2:
-            raise BadObservation("a dict item is not a [key, value] pair")
-        key = _hashable(decode(pair[0], budget, inner), "a dict key")
+            raise BadObservation(tr("a dict item is not a [key, value] pair"))
+        key = _hashable(decode(pair[0], budget, inner), N_("a dict key"))
         pairs.append((key, decode(pair[1], budget, inner)))
     return pairs
 
@@ -517,12 +532,15 @@ def _decode_pairs(fields: dict, budget: Budget, depth: int) -> list[tuple[object
 def _decode_kind(data: dict, budget: Budget, depth: int) -> object:
     kind = data.get("kind")
     if kind in ("list", "tuple", "set", "frozenset"):
-        items = _decode_items(_fields(data, f"a {kind}", ("kind", "items")), budget, depth)
+        items = _decode_items(_fields(data, tr("a {kind}", kind=kind), ("kind", "items")),
+                              budget, depth)
         if kind in ("set", "frozenset"):
-            items = [_hashable(item, f"an item of a {kind}") for item in items]
+            what = tr("an item of a {kind}", kind=kind)
+            items = [_hashable(item, what) for item in items]
         return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[kind](items)
     if kind in ("dict", "ordereddict"):
-        pairs = _decode_pairs(_fields(data, f"a {kind}", ("kind", "items")), budget, depth)
+        pairs = _decode_pairs(_fields(data, tr("a {kind}", kind=kind), ("kind", "items")),
+                              budget, depth)
         return OrderedDict(pairs) if kind == "ordereddict" else dict(pairs)
     if kind == "tensor":
         return decode_tensor(data, budget)
@@ -533,34 +551,34 @@ def _decode_kind(data: dict, budget: Budget, depth: int) -> object:
     if kind == "float":
         return _decode_float(data)
     if kind == "complex":
-        fields = _fields(data, "a complex number", ("kind", "real", "imag"))
+        fields = _fields(data, N_("a complex number"), ("kind", "real", "imag"))
         return complex(_decode_float(fields["real"]), _decode_float(fields["imag"]))
     if kind in ("bytes", "bytearray"):
-        text = _fields(data, f"a {kind} value", ("kind", "data"))["data"]
+        text = _fields(data, tr("a {kind} value", kind=kind), ("kind", "data"))["data"]
         if type(text) is not str:
-            raise BadObservation(f"a {kind} value's data is not a string")
+            raise BadObservation(tr("a {kind} value's data is not a string", kind=kind))
         raw = _raw_bytes(text, len(text) // 4 * 3 - text[-2:].count("="), budget)
         return raw if kind == "bytes" else bytearray(raw)
     if kind == "size":
-        dims = _fields(data, "a torch.Size", ("kind", "dims"))["dims"]
+        dims = _fields(data, N_("a torch.Size"), ("kind", "dims"))["dims"]
         if type(dims) is not list or len(dims) > 32 or any(
                 type(d) is not int or not 0 <= d < 1 << 62 for d in dims):
-            raise BadObservation("a torch.Size is not a list of at most 32 sizes")
+            raise BadObservation(tr("a torch.Size is not a list of at most 32 sizes"))
         budget.spend(items=len(dims))
         return torch.Size(dims)
     if kind == "dtype":
-        name = _fields(data, "a dtype", ("kind", "name"))["name"]
+        name = _fields(data, N_("a dtype"), ("kind", "name"))["name"]
         if type(name) is not str or name not in TORCH_DTYPES:
-            raise BadObservation(f"unknown dtype {str(name)[:40]!r}")
+            raise BadObservation(tr("unknown dtype {name!r}", name=str(name)[:40]))
         return TORCH_DTYPES[name]
     if kind == "opaque":
-        fields = _fields(data, "an opaque value", ("kind", "type", "repr"))
-        text = _str(fields["repr"], "an opaque value's text", REPR_CHARS)
+        fields = _fields(data, N_("an opaque value"), ("kind", "type", "repr"))
+        text = _str(fields["repr"], N_("an opaque value's text"), REPR_CHARS)
         return opaque_class(sanitize_name(fields["type"]))(text)
     if kind == "module":
         from cnn_course.grading.rebuild import decode_module
         return decode_module(data, budget)
-    raise BadObservation(f"unknown kind of value {str(kind)[:40]!r}")
+    raise BadObservation(tr("unknown kind of value {kind!r}", kind=str(kind)[:40]))
 
 
 def decode(data: object, budget: Budget, depth: int = 0) -> object:
@@ -581,7 +599,7 @@ def decode(data: object, budget: Budget, depth: int = 0) -> object:
         return data
     if kind is dict:
         return _decode_kind(data, budget, depth)
-    raise BadObservation(f"a {kind.__name__} where a value was expected")
+    raise BadObservation(tr("a {type} where a value was expected", type=kind.__name__))
 
 
 def loads(text: bytes | str, budget: Budget) -> object:
@@ -590,22 +608,22 @@ def loads(text: bytes | str, budget: Budget) -> object:
     allows (so that parsing cannot build far more objects than decoding would accept);
     longer, too deeply nested or malformed text raises :class:`BadObservation`."""
     if not isinstance(text, str | bytes | bytearray):
-        raise BadObservation("the observations are not text")
+        raise BadObservation(tr("the observations are not text"))
     if len(text) > 2 * budget.max_bytes + (1 << 20):
-        raise BadObservation(f"the observations are longer than {2 * budget.max_bytes:,} "
-                             "bytes")
+        raise BadObservation(tr("the observations are longer than {limit:,} bytes",
+                                limit=2 * budget.max_bytes))
     marks = ("[", "{", ",") if isinstance(text, str) else (b"[", b"{", b",")
     if text.count(marks[0]) + text.count(marks[1]) > 4 * budget.max_items \
             or text.count(marks[2]) > 8 * budget.max_items:
-        raise BadObservation(f"the observations hold far more than {budget.max_items:,} "
-                             "values")
+        raise BadObservation(tr("the observations hold far more than {limit:,} values",
+                                limit=budget.max_items))
     try:
         return json.loads(text)
     except RecursionError:
-        raise BadObservation("the observations are nested too deeply") from None
+        raise BadObservation(tr("the observations are nested too deeply")) from None
     except ValueError as error:  # JSONDecodeError, bad UTF-8, an int too long to read
-        raise BadObservation(f"the observations are not valid JSON: {one_line(str(error))}") \
-            from None
+        raise BadObservation(tr("the observations are not valid JSON: {error}",
+                                error=one_line(str(error)))) from None
 
 
 # ---- the state of arguments after a call -----------------------------------------------------
@@ -650,7 +668,7 @@ def capture_state(value: object, _depth: int = 0) -> object | None:
     of a list, tuple or dict (each captured the same way, plain items as values). ``None``
     when there is nothing to replay."""
     if _depth > 32:
-        raise BadObservation("an argument nests containers more than 32 levels deep")
+        raise BadObservation(tr("an argument nests containers more than 32 levels deep"))
     if _is_tensor(value):
         return {"kind": "tensor_state", "value": value}
     if isinstance(value, nn.Module):
@@ -682,7 +700,7 @@ def _capture_item(item: object, depth: int) -> object | None:
 
 def _state_kind(data: object) -> str:
     if type(data) is not dict or type(data.get("kind")) is not str:
-        raise BadObservation("an argument's state is not a record with a kind")
+        raise BadObservation(tr("an argument's state is not a record with a kind"))
     return data["kind"]
 
 
@@ -694,7 +712,7 @@ def apply_state(target: object, data: object, budget: Budget, _depth: int = 0) -
     object, other parameter names, shapes or dtypes, other submodules, a tensor that changed
     shape."""
     if _depth > 32:
-        raise BadObservation("an argument's state nests more than 32 levels deep")
+        raise BadObservation(tr("an argument's state nests more than 32 levels deep"))
     kind = _state_kind(data)
     appliers: dict[str, Callable[[Any, dict, Budget, int], None]] = {
         "tensor_state": _apply_tensor, "module_state": _apply_module,
@@ -702,20 +720,23 @@ def apply_state(target: object, data: object, budget: Budget, _depth: int = 0) -
         "list_state": _apply_sequence, "tuple_state": _apply_sequence,
         "dict_state": _apply_dict}
     if kind not in appliers:
-        raise BadObservation(f"unknown kind of state {kind[:40]!r}")
+        raise BadObservation(tr("unknown kind of state {kind!r}", kind=kind[:40]))
     appliers[kind](target, data, budget, _depth)
 
 
 def _copy_tensor(target: object, new: object, what: str) -> None:
     """Copy tensor ``new`` (values, requires_grad, gradient) into tensor ``target``."""
+    what = translated(what)
     if not _is_tensor(target):
-        raise BadObservation(f"{what} is a tensor in the sandbox but a "
-                             f"{type(target).__name__} here")
+        raise BadObservation(tr("{what} is a tensor in the sandbox but a {type} here",
+                                what=what, type=type(target).__name__))
     if not _is_tensor(new):
-        raise BadObservation(f"{what} is not a tensor in the recorded state")
+        raise BadObservation(tr("{what} is not a tensor in the recorded state", what=what))
     if new.shape != target.shape or new.dtype != target.dtype:
-        raise BadObservation(f"{what} changed from {target.dtype} {tuple(target.shape)} to "
-                             f"{new.dtype} {tuple(new.shape)}")
+        raise BadObservation(tr("{what} changed from {old_dtype} {old_shape} to {new_dtype} "
+                                "{new_shape}", what=what, old_dtype=target.dtype,
+                                old_shape=tuple(target.shape), new_dtype=new.dtype,
+                                new_shape=tuple(new.shape)))
     try:
         with torch.no_grad():
             target.copy_(new)
@@ -725,44 +746,45 @@ def _copy_tensor(target: object, new: object, what: str) -> None:
             target.requires_grad_(new.requires_grad)
         target.grad = new.grad
     except RuntimeError as error:
-        raise BadObservation(f"{what} cannot take the recorded state: {one_line(str(error))}") \
-            from None
+        raise BadObservation(tr("{what} cannot take the recorded state: {error}", what=what,
+                                error=one_line(str(error)))) from None
 
 
 def _apply_tensor(target: object, data: dict, budget: Budget, depth: int) -> None:
-    _copy_tensor(target, _fields(data, "a tensor's state", ("kind", "value"))["value"],
-                 "the tensor")
+    _copy_tensor(target, _fields(data, N_("a tensor's state"), ("kind", "value"))["value"],
+                 N_("the tensor"))
 
 
 def _dict_of(value: object, what: str) -> dict:
     if type(value) is not dict:
-        raise BadObservation(f"{what} is not a dict")
+        raise BadObservation(tr("{what} is not a dict", what=translated(what)))
     return value
 
 
 def _apply_module(target: object, data: dict, budget: Budget, depth: int) -> None:
-    fields = _fields(data, "a module's state", ("kind", "tensors", "modules"))
+    fields = _fields(data, N_("a module's state"), ("kind", "tensors", "modules"))
     if not isinstance(target, nn.Module):
-        raise BadObservation(f"the argument is a module in the sandbox but a "
-                             f"{type(target).__name__} here")
+        raise BadObservation(tr("the argument is a module in the sandbox but a {type} here",
+                                type=type(target).__name__))
     own = dict(target.named_parameters())
     own.update(target.named_buffers())
-    tensors = _dict_of(fields["tensors"], "a module's tensors")
+    tensors = _dict_of(fields["tensors"], N_("a module's tensors"))
     if set(tensors) != set(own):
-        raise BadObservation(f"the module's parameters and buffers differ: "
-                             f"{sorted(map(str, set(tensors) ^ set(own)))[:5]}")
+        raise BadObservation(tr("the module's parameters and buffers differ: {names}",
+                                names=sorted(map(str, set(tensors) ^ set(own)))[:5]))
     modules = dict(target.named_modules())
-    states = _dict_of(fields["modules"], "a module's submodules")
+    states = _dict_of(fields["modules"], N_("a module's submodules"))
     if set(states) != set(modules):
-        raise BadObservation(f"the module's submodules differ: "
-                             f"{sorted(map(str, set(states) ^ set(modules)))[:5]}")
+        raise BadObservation(tr("the module's submodules differ: {names}",
+                                names=sorted(map(str, set(states) ^ set(modules)))[:5]))
     for name, tensor in tensors.items():
         _copy_tensor(own[name], tensor, f"{name!r}")
     for name, state in states.items():
-        state = _fields(state, f"the state of submodule {name!r}", ("training", "attrs"))
+        state = _fields(state, tr("the state of submodule {name!r}", name=name),
+                        ("training", "attrs"))
         module = modules[name]
-        module.training = _bool(state["training"], "a training flag")
-        set_plain_attributes(module, _dict_of(state["attrs"], "a module's attributes"))
+        module.training = _bool(state["training"], N_("a training flag"))
+        set_plain_attributes(module, _dict_of(state["attrs"], N_("a module's attributes")))
 
 
 def set_plain_attributes(module: nn.Module, attrs: dict) -> None:
@@ -771,13 +793,14 @@ def set_plain_attributes(module: nn.Module, attrs: dict) -> None:
     for key, value in attrs.items():
         if type(key) is not str or not key.isidentifier() or key.startswith("_") \
                 or key == "training" or len(key) > 100:
-            raise BadObservation(f"{str(key)[:40]!r} is not an attribute name a module's "
-                                 "plain data may use")
+            raise BadObservation(tr("{name!r} is not an attribute name a module's plain data "
+                                    "may use", name=str(key)[:40]))
         if type(value) not in _PLAIN_SCALARS:
-            raise BadObservation(f"attribute {key!r} is a {type(value).__name__}, not plain "
-                                 "data")
+            raise BadObservation(tr("attribute {name!r} is a {type}, not plain data",
+                                    name=key, type=type(value).__name__))
         if key in module._parameters or key in module._buffers or key in module._modules:
-            raise BadObservation(f"attribute {key!r} is a parameter, buffer or submodule")
+            raise BadObservation(tr("attribute {name!r} is a parameter, buffer or submodule",
+                                    name=key))
         if key in vars(module) or not hasattr(type(module), key):
             vars(module)[key] = value
 
@@ -786,98 +809,104 @@ def _like(new: object, old: object, what: str) -> object:
     """``new`` checked to have the structure of ``old`` (same containers, keys and lengths,
     tensors of the same shape and dtype, scalars for scalars); where ``old`` holds something
     that is not data (a function), ``old`` is kept."""
+    what = translated(what)
     if type(old) in _PLAIN_SCALARS:
         if type(new) not in _PLAIN_SCALARS:
-            raise BadObservation(f"{what} is a {type(new).__name__}, expected plain data")
+            raise BadObservation(tr("{what} is a {type}, expected plain data", what=what,
+                                    type=type(new).__name__))
         return new
     if _is_tensor(old):
         if not _is_tensor(new) or new.shape != old.shape or new.dtype != old.dtype:
-            raise BadObservation(f"{what} is not a {old.dtype} tensor of shape "
-                                 f"{tuple(old.shape)}")
+            raise BadObservation(tr("{what} is not a {dtype} tensor of shape {shape}",
+                                    what=what, dtype=old.dtype, shape=tuple(old.shape)))
         return new
     if type(old) in (list, tuple):
         if type(new) is not type(old) or len(new) != len(old):
-            raise BadObservation(f"{what} is not a {type(old).__name__} of {len(old)} items")
+            raise BadObservation(tr("{what} is not a {type} of {count} items", what=what,
+                                    type=type(old).__name__, count=len(old)))
         return type(old)(_like(n, o, f"{what}[{i}]") for i, (n, o) in
                          enumerate(zip(new, old, strict=True)))
     if isinstance(old, dict):
         if type(new) is not dict or set(new) != set(old):
-            raise BadObservation(f"{what} does not have the keys {sorted(map(str, old))[:8]}")
+            raise BadObservation(tr("{what} does not have the keys {keys}", what=what,
+                                    keys=sorted(map(str, old))[:8]))
         return {key: _like(new[key], value, f"{what}[{key!r}]") for key, value in old.items()}
     return old
 
 
 def _apply_optimizer(target: object, data: dict, budget: Budget, depth: int) -> None:
     if not isinstance(target, torch.optim.Optimizer):
-        raise BadObservation(f"the argument is an optimizer in the sandbox but a "
-                             f"{type(target).__name__} here")
-    new = _dict_of(_fields(data, "an optimizer's state", ("kind", "state_dict"))["state_dict"],
-                   "an optimizer's state_dict")
+        raise BadObservation(tr("the argument is an optimizer in the sandbox but a {type} "
+                                "here", type=type(target).__name__))
+    new = _dict_of(_fields(data, N_("an optimizer's state"),
+                           ("kind", "state_dict"))["state_dict"],
+                   N_("an optimizer's state_dict"))
     old = target.state_dict()
     if set(new) != {"state", "param_groups"}:
-        raise BadObservation("an optimizer's state_dict has other keys than state and "
-                             "param_groups")
-    groups = _like(new["param_groups"], old["param_groups"], "the parameter groups")
+        raise BadObservation(tr("an optimizer's state_dict has other keys than state and "
+                                "param_groups"))
+    groups = _like(new["param_groups"], old["param_groups"], N_("the parameter groups"))
     for group, old_group in zip(groups, old["param_groups"], strict=True):
         if type(group["params"]) is not list or group["params"] != old_group["params"] \
                 or any(type(i) is not int for i in group["params"]):
-            raise BadObservation("the parameter groups hold other parameters")
+            raise BadObservation(tr("the parameter groups hold other parameters"))
     params = [p for group in target.param_groups for p in group["params"]]
-    state = _dict_of(new["state"], "an optimizer's per-parameter state")
+    state = _dict_of(new["state"], N_("an optimizer's per-parameter state"))
     for index, entries in state.items():
         if type(index) is not int or not 0 <= index < len(params):
-            raise BadObservation(f"optimizer state for parameter {str(index)[:20]}, which "
-                                 "does not exist")
-        for key, value in _dict_of(entries, "a parameter's optimizer state").items():
+            raise BadObservation(tr("optimizer state for parameter {index}, which does not "
+                                    "exist", index=str(index)[:20]))
+        for key, value in _dict_of(entries, N_("a parameter's optimizer state")).items():
             fits = (type(value) in _PLAIN_SCALARS or type(value) is torch.Tensor and
                     value.shape in (torch.Size(), params[index].shape))
             if type(key) is not str or not fits:
-                raise BadObservation(f"optimizer state {str(key)[:40]!r} of parameter {index} "
-                                     "is neither a number nor a tensor of its shape")
+                raise BadObservation(tr("optimizer state {key!r} of parameter {index} is "
+                                        "neither a number nor a tensor of its shape",
+                                        key=str(key)[:40], index=index))
     try:
         target.load_state_dict({"state": state, "param_groups": groups})
     except Exception as error:  # noqa: BLE001 - torch's own checks
-        raise BadObservation(f"the optimizer's state does not load: {one_line(str(error))}") \
-            from None
+        raise BadObservation(tr("the optimizer's state does not load: {error}",
+                                error=one_line(str(error)))) from None
 
 
 def _apply_scheduler(target: object, data: dict, budget: Budget, depth: int) -> None:
     if not _is_scheduler(target):
-        raise BadObservation(f"the argument is an LR scheduler in the sandbox but a "
-                             f"{type(target).__name__} here")
-    new = _fields(data, "a scheduler's state", ("kind", "state_dict"))["state_dict"]
-    merged = _like(new, target.state_dict(), "the scheduler's state")
+        raise BadObservation(tr("the argument is an LR scheduler in the sandbox but a {type} "
+                                "here", type=type(target).__name__))
+    new = _fields(data, N_("a scheduler's state"), ("kind", "state_dict"))["state_dict"]
+    merged = _like(new, target.state_dict(), N_("the scheduler's state"))
     try:
         target.load_state_dict(merged)
     except Exception as error:  # noqa: BLE001
-        raise BadObservation(f"the scheduler's state does not load: {one_line(str(error))}") \
-            from None
+        raise BadObservation(tr("the scheduler's state does not load: {error}",
+                                error=one_line(str(error)))) from None
 
 
 def _item_value(state: dict) -> object:
     """The new value of a container's item: a plain value, or a fresh tensor."""
     kind = _state_kind(state)
     if kind == "value":
-        return _fields(state, "an item's value", ("kind", "value"))["value"]
+        return _fields(state, N_("an item's value"), ("kind", "value"))["value"]
     if kind == "tensor_state":
-        value = _fields(state, "a tensor's state", ("kind", "value"))["value"]
+        value = _fields(state, N_("a tensor's state"), ("kind", "value"))["value"]
         if not _is_tensor(value):
-            raise BadObservation("a tensor's state holds no tensor")
+            raise BadObservation(tr("a tensor's state holds no tensor"))
         return value
     if kind in ("list_state", "tuple_state"):   # a new container, e.g. Adam's moments
-        items = _fields(state, "a list's state", ("kind", "items"))["items"]
+        items = _fields(state, N_("a list's state"), ("kind", "items"))["items"]
         if type(items) is not list or any(item is None for item in items):
-            raise BadObservation("a new list holds items that cannot be rebuilt")
+            raise BadObservation(tr("a new list holds items that cannot be rebuilt"))
         values = [_item_value(item) for item in items]
         return values if kind == "list_state" else tuple(values)
     if kind == "dict_state":
-        entries = _fields(state, "a dict's state", ("kind", "entries"))["entries"]
+        entries = _fields(state, N_("a dict's state"), ("kind", "entries"))["entries"]
         if type(entries) is not list or any(type(e) is not tuple or len(e) != 2 or e[1] is None
                                             for e in entries):
-            raise BadObservation("a new dict holds items that cannot be rebuilt")
-        return {_hashable(key, "a dict key"): _item_value(item) for key, item in entries}
-    raise BadObservation("a container changed its items, and a new item is neither plain "
-                         "data, a tensor, nor a list or dict of them")
+            raise BadObservation(tr("a new dict holds items that cannot be rebuilt"))
+        return {_hashable(key, N_("a dict key")): _item_value(item) for key, item in entries}
+    raise BadObservation(tr("a container changed its items, and a new item is neither plain "
+                            "data, a tensor, nor a list or dict of them"))
 
 
 def _apply_item(container: Any, key: object, state: object, budget: Budget,
@@ -896,18 +925,19 @@ def _apply_item(container: Any, key: object, state: object, budget: Budget,
 
 
 def _apply_sequence(target: object, data: dict, budget: Budget, depth: int) -> None:
-    kind = _fields(data, "a list's state", ("kind", "items"))["kind"]
+    kind = _fields(data, N_("a list's state"), ("kind", "items"))["kind"]
     items = data["items"]
     if type(items) is not list:
-        raise BadObservation("a list's items are not a list")
+        raise BadObservation(tr("a list's items are not a list"))
     expected = list if kind == "list_state" else tuple
     if type(target) is not expected:
-        raise BadObservation(f"the argument is a {expected.__name__} in the sandbox but a "
-                             f"{type(target).__name__} here")
+        raise BadObservation(tr("the argument is a {expected} in the sandbox but a {type} "
+                                "here", expected=expected.__name__,
+                                type=type(target).__name__))
     if type(target) is tuple:
         if len(items) != len(target):
-            raise BadObservation(f"a tuple of {len(target)} items has {len(items)} in the "
-                                 "recorded state")
+            raise BadObservation(tr("a tuple of {count} items has {recorded} in the recorded "
+                                    "state", count=len(target), recorded=len(items)))
         for item, state in zip(target, items, strict=True):
             if state is not None and _state_kind(state) != "value":
                 apply_state(item, state, budget, depth + 1)
@@ -920,13 +950,13 @@ def _apply_sequence(target: object, data: dict, budget: Budget, depth: int) -> N
 
 
 def _apply_dict(target: object, data: dict, budget: Budget, depth: int) -> None:
-    entries = _fields(data, "a dict's state", ("kind", "entries"))["entries"]
+    entries = _fields(data, N_("a dict's state"), ("kind", "entries"))["entries"]
     if type(target) not in (dict, OrderedDict):
-        raise BadObservation(f"the argument is a dict in the sandbox but a "
-                             f"{type(target).__name__} here")
+        raise BadObservation(tr("the argument is a dict in the sandbox but a {type} here",
+                                type=type(target).__name__))
     if type(entries) is not list or any(type(e) is not tuple or len(e) != 2 for e in entries):
-        raise BadObservation("a dict's entries are not (key, state) pairs")
-    keys = {_hashable(key, "a dict key") for key, _ in entries}
+        raise BadObservation(tr("a dict's entries are not (key, state) pairs"))
+    keys = {_hashable(key, N_("a dict key")) for key, _ in entries}
     for key in [key for key in target if key not in keys]:
         del target[key]
     for key, state in entries:
@@ -954,7 +984,10 @@ def _where(error: BaseException) -> str:
                   if _is_learner_file(f.filename)]
     except Exception:  # noqa: BLE001
         return ""
-    return f"in {frames[-1].name}, line {frames[-1].lineno}"[:200] if frames else ""
+    if not frames:
+        return ""
+    return tr("in {function}, line {line}", function=frames[-1].name,
+              line=frames[-1].lineno)[:200]
 
 
 def encode_exception(error: BaseException) -> dict:
@@ -991,23 +1024,24 @@ def decode_exception(data: object, budget: Budget) -> BaseException:
     ``Exception`` subclass of the recorded name and base; its ``__learner_where__`` names the
     place in the learner's code."""
     from cnn_course.checks.core import CaseFailed, MethodViolation
-    fields = _fields(data, "an exception", ("type", "base", "message", "case_failed",
-                                            "diagnosed", "method_violation", "not_implemented",
-                                            "where"))
-    name = sanitize_name(_str(fields["type"], "the exception's type", 200), "Exception")
-    base = EXCEPTION_TYPES.get(_str(fields["base"], "the exception's base", 40))
+    fields = _fields(data, N_("an exception"), ("type", "base", "message", "case_failed",
+                                                "diagnosed", "method_violation",
+                                                "not_implemented", "where"))
+    name = sanitize_name(_str(fields["type"], N_("the exception's type"), 200), "Exception")
+    base = EXCEPTION_TYPES.get(_str(fields["base"], N_("the exception's base"), 40))
     if base is None:
-        raise BadObservation(f"unknown exception base {fields['base']!r}")
-    message = _str(fields["message"], "the exception's message", MAX_TEXT)
+        raise BadObservation(tr("unknown exception base {base!r}", base=fields["base"]))
+    message = _str(fields["message"], N_("the exception's message"), MAX_TEXT)
     budget.spend(items=1, nbytes=len(message))
-    where = _str(fields["where"], "the place of the exception", 200)
-    if _bool(fields["method_violation"], "the method-violation flag"):
+    where = _str(fields["where"], N_("the place of the exception"), 200)
+    if _bool(fields["method_violation"], N_("the method-violation flag")):
         error: BaseException = MethodViolation(message)
-    elif _bool(fields["case_failed"], "the case-failed flag"):
-        error = CaseFailed(message, _bool(fields["diagnosed"], "the diagnosed flag"))
-    elif _bool(fields["not_implemented"], "the not-implemented flag") \
+    elif _bool(fields["case_failed"], N_("the case-failed flag")):
+        error = CaseFailed(message, _bool(fields["diagnosed"], N_("the diagnosed flag")))
+    elif _bool(fields["not_implemented"], N_("the not-implemented flag")) \
             and not issubclass(base, NotImplementedError):
-        raise BadObservation("an exception is marked NotImplementedError but its base is not")
+        raise BadObservation(tr("an exception is marked NotImplementedError but its base is "
+                                "not"))
     elif EXCEPTION_TYPES.get(name) is base and base is not KeyError:
         error = base(message)
     else:

@@ -48,6 +48,7 @@ from cnn_course.grading.protocol import (
     sanitize_name,
     set_plain_attributes,
 )
+from cnn_course.messages import N_, tr, translated
 
 MAX_MODULES = 500
 MAX_NESTING = 32       # modules inside modules
@@ -66,13 +67,14 @@ Check = Callable[[object, str], object]
 # ---- the standard layers the judge builds itself ---------------------------------------------
 
 def _bad_value(value: object, what: str, expected: str) -> BadObservation:
-    return BadObservation(f"{what} is {str(value)[:40]!r}, expected {expected}")
+    return BadObservation(tr("{what} is {value!r}, expected {expected}", what=translated(what),
+                             value=str(value)[:40], expected=translated(expected)))
 
 
 def _int_in(lo: int, hi: int) -> Check:
     def check(value: object, what: str) -> int:
         if type(value) is not int or not lo <= value <= hi:
-            raise _bad_value(value, what, f"an int from {lo} to {hi}")
+            raise _bad_value(value, what, tr("an int from {lo} to {hi}", lo=lo, hi=hi))
         return value
     return check
 
@@ -85,7 +87,8 @@ def _ints(lo: int, hi: int, max_len: int = 3) -> Check:
         if type(value) is int:
             return single(value, what)
         if type(value) not in (tuple, list) or not 1 <= len(value) <= max_len:
-            raise _bad_value(value, what, f"an int or a tuple of at most {max_len} ints")
+            raise _bad_value(value, what, tr("an int or a tuple of at most {count} ints",
+                                             count=max_len))
         return tuple(single(item, what) for item in value)
     return check
 
@@ -93,21 +96,21 @@ def _ints(lo: int, hi: int, max_len: int = 3) -> Check:
 def _float_in(lo: float, hi: float) -> Check:
     def check(value: object, what: str) -> float:
         if type(value) not in (int, float) or not lo <= value <= hi:
-            raise _bad_value(value, what, f"a number from {lo} to {hi}")
+            raise _bad_value(value, what, tr("a number from {lo} to {hi}", lo=lo, hi=hi))
         return value
     return check
 
 
 def _flag(value: object, what: str) -> bool:
     if type(value) is not bool:
-        raise _bad_value(value, what, "true or false")
+        raise _bad_value(value, what, N_("true or false"))
     return value
 
 
 def _choice(*options: str) -> Check:
     def check(value: object, what: str) -> str:
         if type(value) is not str or value not in options:
-            raise _bad_value(value, what, f"one of {', '.join(options)}")
+            raise _bad_value(value, what, tr("one of {options}", options=", ".join(options)))
         return value
     return check
 
@@ -224,8 +227,8 @@ def _arithmetic(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         if op is operator.add and isinstance(a, tuple) and isinstance(b, tuple) \
                 and len(a) + len(b) <= 16:
             return op(a, b)
-        raise TypeError(f"unsupported operand types for {op.__name__}: "
-                        f"{type(a).__name__} and {type(b).__name__}")
+        raise TypeError(tr("unsupported operand types for {op}: {left} and {right}",
+                           op=op.__name__, left=type(a).__name__, right=type(b).__name__))
     return run
 
 
@@ -241,15 +244,15 @@ def _plain_index(index: object, depth: int = 0) -> bool:
 def _getitem(container: object, index: object) -> object:
     """``container[index]`` for tensors, tuples and lists, with basic indexes only."""
     if not isinstance(container, torch.Tensor | tuple | list) or not _plain_index(index):
-        raise TypeError(f"indexing a {type(container).__name__} with "
-                        f"{type(index).__name__} is not supported")
+        raise TypeError(tr("indexing a {container} with {index} is not supported",
+                           container=type(container).__name__, index=type(index).__name__))
     return container[index]
 
 
 def _tensor_attribute(value: object, name: object) -> object:
     if not isinstance(value, torch.Tensor) or name not in TENSOR_ATTRIBUTES:
-        raise TypeError(f"reading .{str(name)[:40]} of a {type(value).__name__} is not "
-                        "supported")
+        raise TypeError(tr("reading .{name} of a {type} is not supported",
+                           name=str(name)[:40], type=type(value).__name__))
     return getattr(value, name)
 
 
@@ -300,15 +303,16 @@ def _walk(root: nn.Module) -> list[tuple[str, nn.Module, str | None]]:
         first[id(module)] = path
         found.append((path, module, None))
         if len(found) > MAX_MODULES or path.count(".") >= MAX_NESTING:
-            raise BadObservation(f"the network has more than {MAX_MODULES} modules or nests "
-                                 f"them more than {MAX_NESTING} deep")
+            raise BadObservation(tr("the network has more than {modules} modules or nests "
+                                    "them more than {nesting} deep", modules=MAX_MODULES,
+                                    nesting=MAX_NESTING))
         if type(module._modules) is not dict:
-            raise BadObservation("a module's submodules are not a dict")
+            raise BadObservation(tr("a module's submodules are not a dict"))
         children = [(_join(path, name), child) for name, child in module._modules.items()
                     if child is not None]
         if any(type(name) is not str or not _NAME.fullmatch(name)
                for name in module._modules):
-            raise BadObservation("a submodule's name is not made of letters, digits and _")
+            raise BadObservation(tr("a submodule's name is not made of letters, digits and _"))
         stack.extend(reversed(children))
     return found
 
@@ -359,14 +363,14 @@ def _function_name(target: object) -> str:
         from torch.fx.node import _get_qualified_name
         return _get_qualified_name(target)[:80]
     except Exception:  # noqa: BLE001
-        return sanitize_name(getattr(target, "__name__", None), "a function")
+        return sanitize_name(getattr(target, "__name__", None), tr("a function"))
 
 
 def _encode_arg(value: object, depth: int = 0) -> object:
     """A node's argument as JSON: node references, numbers, strings, containers..."""
     import torch.fx
     if depth > MAX_ARG_DEPTH:
-        raise _Untraceable("its forward pass nests arguments too deeply")
+        raise _Untraceable(tr("its forward pass nests arguments too deeply"))
     kind = type(value)
     if isinstance(value, torch.fx.Node):
         return {"node": value.name}
@@ -388,8 +392,8 @@ def _encode_arg(value: object, depth: int = 0) -> object:
         return {tag: [_encode_arg(item, depth + 1) for item in value]}
     if isinstance(value, dict) and all(type(k) is str for k in value):
         return {"dict": [[k, _encode_arg(v, depth + 1)] for k, v in value.items()]}
-    raise _Untraceable(f"its forward pass uses a constant of type "
-                       f"{sanitize_name(type(value).__name__)}, which the grader cannot rebuild")
+    raise _Untraceable(tr("its forward pass uses a constant of type {type}, which the grader "
+                          "cannot rebuild", type=sanitize_name(type(value).__name__)))
 
 
 def _encode_target(node: Any, module: nn.Module, tensor_ids: set[int],
@@ -399,24 +403,24 @@ def _encode_target(node: Any, module: nn.Module, tensor_ids: set[int],
     if op == "call_function":
         name = _FUNCTION_NAMES.get(id(target))
         if name is None:
-            raise _Untraceable(f"uses {_function_name(target)}, which the grader cannot "
-                               "rebuild")
+            raise _Untraceable(tr("uses {function}, which the grader cannot rebuild",
+                                  function=_function_name(target)))
         if name == "builtins.getattr" and node.args[1:2] and \
                 node.args[1] not in TENSOR_ATTRIBUTES:
-            raise _Untraceable(f"reads .{str(node.args[1])[:40]}, which the grader cannot "
-                               "rebuild")
+            raise _Untraceable(tr("reads .{name}, which the grader cannot rebuild",
+                                  name=str(node.args[1])[:40]))
         return name
     if op == "call_method" and target not in METHODS:
-        raise _Untraceable(f"calls the tensor method .{str(target)[:40]}(), which the grader "
-                           "cannot rebuild")
+        raise _Untraceable(tr("calls the tensor method .{name}(), which the grader cannot "
+                              "rebuild", name=str(target)[:40]))
     if op == "placeholder" and str(target).startswith("*"):
-        raise _Untraceable("its forward takes *args or **kwargs")
+        raise _Untraceable(tr("its forward takes *args or **kwargs"))
     if op == "get_attr":
         owner_path, _, local = target.rpartition(".")
         owner = module.get_submodule(owner_path)
         value = owner._parameters.get(local, owner._buffers.get(local, vars(owner).get(local)))
         if type(value) not in (torch.Tensor, nn.Parameter):
-            raise _Untraceable(f"reads {target}, which is not a tensor")
+            raise _Untraceable(tr("reads {target}, which is not a tensor", target=target))
         if id(value) not in tensor_ids:
             constants[target] = value
     return str(target)
@@ -442,7 +446,8 @@ def _trace(module: nn.Module, subtree: list[nn.Module], training: bool,
                           "args": [_encode_arg(a) for a in node.args],
                           "kwargs": {k: _encode_arg(v) for k, v in node.kwargs.items()}})
             if len(nodes) > MAX_NODES:
-                raise _Untraceable(f"its forward pass has more than {MAX_NODES} steps")
+                raise _Untraceable(tr("its forward pass has more than {count} steps",
+                                      count=MAX_NODES))
         return nodes
 
 
@@ -450,13 +455,13 @@ def _graphs(path: str, module: nn.Module, subtree: list[nn.Module], tensor_ids: 
             budget: Budget) -> dict:
     """The ``graph``, ``eval_graph``, ``untraceable`` and ``constants`` fields of a
     container: its forward pass traced in training and in evaluation mode."""
-    where = f" (in self.{path})" if path else ""
+    where = tr(" (in self.{path})", path=path) if path else ""
     constants: dict[str, torch.Tensor] = {}
     graphs: dict[bool, object] = {}
     reason = None
     if type(module).__module__.startswith("torch."):
-        reason = (f"uses nn.{sanitize_name(type(module).__name__)}, which the grader cannot "
-                  f"rebuild{where}")
+        reason = tr("uses nn.{name}, which the grader cannot rebuild{where}",
+                    name=sanitize_name(type(module).__name__), where=where)
     else:
         for training in (True, False):
             try:
@@ -491,8 +496,8 @@ def encode_module(module: nn.Module, budget: Budget | None = None) -> dict:
                 mapping[local] = None
                 continue
             if type(tensor) not in (torch.Tensor, nn.Parameter):
-                raise BadObservation(f"{_join(path, local)} is a {type(tensor).__name__}, "
-                                     "not a tensor")
+                raise BadObservation(tr("{name} is a {type}, not a tensor",
+                                        name=_join(path, local), type=type(tensor).__name__))
             if id(tensor) not in canonical:
                 canonical[id(tensor)] = _join(path, local)
                 tensors[canonical[id(tensor)]] = encode_tensor(tensor, budget)
@@ -502,8 +507,9 @@ def encode_module(module: nn.Module, budget: Budget | None = None) -> dict:
     for path, each, alias in walk:
         if alias is not None:
             if each._modules:
-                raise BadObservation(f"the network uses the same block of layers at "
-                                     f"{alias!r} and {path!r}; the grader cannot rebuild that")
+                raise BadObservation(tr("the network uses the same block of layers at "
+                                        "{first!r} and {second!r}; the grader cannot rebuild "
+                                        "that", first=alias, second=path))
             entries.append({"path": path, "same_as": alias})
             continue
         kind = layer_kind(each)
@@ -543,7 +549,7 @@ class RebuiltModule(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._rebuilt_graphs: dict[bool, list[Node] | None] = {True: None, False: None}
-        self._rebuilt_reason = "its forward pass was not recorded"
+        self._rebuilt_reason = N_("its forward pass was not recorded")
         self._rebuilt_constants: dict[str, torch.Tensor] = {}
         self._rebuilt_limit = Budget().max_elements
         self._rebuilt_rehearsed: set[tuple] = set()
@@ -551,9 +557,10 @@ class RebuiltModule(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         graph = self._rebuilt_graphs.get(bool(self.training))
         if graph is None:
-            raise CaseFailed("the grader could not read your network's forward pass as a graph "
-                             f"of layers: {self._rebuilt_reason}; write forward() as a fixed "
-                             "sequence of layers and functions", diagnosed=True)
+            raise CaseFailed(tr("the grader could not read your network's forward pass as a "
+                                "graph of layers: {reason}; write forward() as a fixed "
+                                "sequence of layers and functions",
+                                reason=translated(self._rebuilt_reason)), diagnosed=True)
         key = self._shapes_key(args, kwargs)
         if key not in self._rebuilt_rehearsed and _dry_run(self, graph, args, kwargs) \
                 and key is not None and len(self._rebuilt_rehearsed) < 64:
@@ -601,11 +608,12 @@ def _to_meta(value: object, depth: int = 0) -> object:
 def _check_size(value: object, limit: int) -> None:
     """Refuse a tensor of more than ``limit`` elements, or an int of more than 64 bits."""
     if isinstance(value, torch.Tensor) and value.numel() > limit:
-        raise CaseFailed(f"your network's forward pass makes a tensor of {value.numel():,} "
-                         f"values, more than the grader allows ({limit:,})", diagnosed=True)
+        raise CaseFailed(tr("your network's forward pass makes a tensor of {count:,} values, "
+                            "more than the grader allows ({limit:,})", count=value.numel(),
+                            limit=limit), diagnosed=True)
     if type(value) is int and value.bit_length() > 64:
-        raise CaseFailed("your network's forward pass computes a number larger than 64 bits",
-                         diagnosed=True)
+        raise CaseFailed(tr("your network's forward pass computes a number larger than 64 "
+                            "bits"), diagnosed=True)
     if type(value) in (tuple, list):
         for item in value[:16]:
             if isinstance(item, torch.Tensor):
@@ -694,10 +702,11 @@ def _execute(module: RebuiltModule, graph: list[Node], args: tuple, kwargs: dict
             elif node_args:
                 value = node_args[0]
             else:
-                raise TypeError(f"forward() missing required argument: '{target}'")
+                raise TypeError(tr("forward() missing required argument: '{name}'",
+                                   name=target))
         elif op == "output":
             if positional or named:
-                raise TypeError("forward() got more arguments than it takes")
+                raise TypeError(tr("forward() got more arguments than it takes"))
             return _fill(node_args[0], values)
         else:
             call_args, call_kwargs = _fill(node_args, values), _fill(node_kwargs, values)
@@ -712,30 +721,33 @@ def _execute(module: RebuiltModule, graph: list[Node], args: tuple, kwargs: dict
                 value = target(*call_args, **call_kwargs)
             else:
                 if not call_args or not isinstance(call_args[0], torch.Tensor):
-                    raise TypeError(f".{target}() is called on something that is not a tensor")
+                    raise TypeError(tr(".{method}() is called on something that is not a tensor",
+                                       method=target))
                 value = getattr(call_args[0], target)(*call_args[1:], **call_kwargs)
             _check_size(value, module._rebuilt_limit)
         values.append(value)
-    raise TypeError("the forward pass has no output")
+    raise TypeError(tr("the forward pass has no output"))
 
 
 # ---- the judge's side: validating the data ---------------------------------------------------
 
 def _fields(data: object, what: str, keys: tuple[str, ...]) -> dict:
     if type(data) is not dict or set(data) != set(keys):
-        raise BadObservation(f"{what} does not have exactly the fields {list(keys)}")
+        raise BadObservation(tr("{what} does not have exactly the fields {keys}",
+                                what=translated(what), keys=list(keys)))
     return data
 
 
 def _path(value: object, what: str, allow_root: bool = False) -> str:
     if type(value) is not str or len(value) > 1000:
-        raise BadObservation(f"{what} is not a module path")
+        raise BadObservation(tr("{what} is not a module path", what=translated(what)))
     if value == "" and allow_root:
         return value
     parts = value.split(".")
     if len(parts) > MAX_NESTING or not all(_NAME.fullmatch(part) and not part.startswith("__")
                                            for part in parts):
-        raise BadObservation(f"{what} {value[:60]!r} is not a dotted path of names")
+        raise BadObservation(tr("{what} {path!r} is not a dotted path of names",
+                                what=translated(what), path=value[:60]))
     return value
 
 
@@ -751,7 +763,7 @@ class _GraphReader:
     def arg(self, data: object, depth: int = 0) -> object:
         self.budget.spend(items=1)
         if depth > MAX_ARG_DEPTH:
-            raise BadObservation("a graph node's arguments nest too deeply")
+            raise BadObservation(tr("a graph node's arguments nest too deeply"))
         kind = type(data)
         if data is None or kind in (bool, float):
             return data
@@ -760,13 +772,14 @@ class _GraphReader:
         if kind is str and len(data) <= 100:
             return data
         if kind is not dict or len(data) != 1:
-            raise BadObservation(f"a graph node's argument {str(data)[:40]!r} is not valid")
+            raise BadObservation(tr("a graph node's argument {value!r} is not valid",
+                                    value=str(data)[:40]))
         (tag, value), = data.items()
         if tag == "node" and type(value) is str and value in self.index:
             return _Ref(self.index[value])
         if tag == "node":
-            raise BadObservation(f"a graph node refers to {str(value)[:40]!r}, which is not an "
-                                 "earlier node")
+            raise BadObservation(tr("a graph node refers to {name!r}, which is not an earlier "
+                                    "node", name=str(value)[:40]))
         if tag in ("tuple", "list") and type(value) is list:
             items = [self.arg(item, depth + 1) for item in value]
             return tuple(items) if tag == "tuple" else items
@@ -774,7 +787,8 @@ class _GraphReader:
             pairs = [pair for pair in value if type(pair) is list and len(pair) == 2
                      and type(pair[0]) is str]
             if len(pairs) != len(value):
-                raise BadObservation("a graph node's dict argument is not [name, value] pairs")
+                raise BadObservation(tr("a graph node's dict argument is not [name, value] "
+                                        "pairs"))
             return {key: self.arg(item, depth + 1) for key, item in pairs}
         if tag == "slice" and type(value) is list and len(value) == 3:
             return slice(*(self.arg(item, depth + 1) for item in value))
@@ -784,65 +798,67 @@ class _GraphReader:
             return TORCH_DTYPES[value]
         if tag == "float" and type(value) is str and value in ("nan", "inf", "-inf"):
             return float(value)
-        raise BadObservation(f"a graph node's argument of kind {str(tag)[:40]!r} is not valid")
+        raise BadObservation(tr("a graph node's argument of kind {kind!r} is not valid",
+                                kind=str(tag)[:40]))
 
     def target(self, op: str, data: object, args: tuple) -> object:
         if op == "placeholder":
             if type(data) is not str or not _IDENTIFIER.fullmatch(data):
-                raise BadObservation("a placeholder's name is not an identifier")
+                raise BadObservation(tr("a placeholder's name is not an identifier"))
             return data
         if op == "output":
             return None
         if op == "call_function":
             if type(data) is not str or data not in FUNCTIONS:
-                raise BadObservation(f"a graph calls {str(data)[:60]!r}, which is not an "
-                                     "allowed function")
+                raise BadObservation(tr("a graph calls {name!r}, which is not an allowed "
+                                        "function", name=str(data)[:60]))
             if data == "builtins.getattr" and (len(args) != 2 or type(args[1]) is not str
                                                or args[1] not in TENSOR_ATTRIBUTES):
-                raise BadObservation("a graph reads an attribute that is not allowed")
+                raise BadObservation(tr("a graph reads an attribute that is not allowed"))
             return FUNCTIONS[data][1]
         if op == "call_method":
             if type(data) is not str or data not in METHODS:
-                raise BadObservation(f"a graph calls the method {str(data)[:60]!r}, which is "
-                                     "not allowed")
+                raise BadObservation(tr("a graph calls the method {name!r}, which is not "
+                                        "allowed", name=str(data)[:60]))
             return data
-        path = _path(data, f"the target of a {op} node")
+        path = _path(data, tr("the target of a {op} node", op=op))
         if op == "call_module" and _submodule(self.module, path) is None:
-            raise BadObservation(f"a graph calls the module {path!r}, which does not exist")
+            raise BadObservation(tr("a graph calls the module {path!r}, which does not exist",
+                                    path=path))
         if op == "get_attr" and _owned_tensor(self.module, path) is None:
-            raise BadObservation(f"a graph reads {path!r}, which is not a parameter, buffer "
-                                 "or recorded constant")
+            raise BadObservation(tr("a graph reads {path!r}, which is not a parameter, buffer "
+                                    "or recorded constant", path=path))
         return path
 
     def graph(self, data: object) -> list[Node]:
         if type(data) is not list or not 1 <= len(data) <= MAX_NODES:
-            raise BadObservation(f"a graph is not a list of 1 to {MAX_NODES} nodes")
+            raise BadObservation(tr("a graph is not a list of 1 to {count} nodes", count=MAX_NODES))
         self.budget.spend(items=len(data))
         self.index = {}
         nodes: list[Node] = []
         for position, item in enumerate(data):
-            node = _fields(item, "a graph node", ("op", "name", "target", "args", "kwargs"))
+            node = _fields(item, N_("a graph node"), ("op", "name", "target", "args", "kwargs"))
             op, name = node["op"], node["name"]
             if op not in ("placeholder", "get_attr", "call_module", "call_function",
                           "call_method", "output"):
-                raise BadObservation(f"a graph node has the op {str(op)[:40]!r}")
+                raise BadObservation(tr("a graph node has the op {op!r}", op=str(op)[:40]))
             if type(name) is not str or not _IDENTIFIER.fullmatch(name) or name in self.index:
-                raise BadObservation(f"a graph node's name {str(name)[:40]!r} is not a new "
-                                     "identifier")
+                raise BadObservation(tr("a graph node's name {name!r} is not a new identifier",
+                                        name=str(name)[:40]))
             if op == "placeholder" and nodes and nodes[-1][0] != "placeholder":
-                raise BadObservation("a placeholder comes after other nodes")
+                raise BadObservation(tr("a placeholder comes after other nodes"))
             if (op == "output") != (position == len(data) - 1):
-                raise BadObservation("a graph does not end with exactly one output node")
+                raise BadObservation(tr("a graph does not end with exactly one output node"))
             if type(node["args"]) is not list or type(node["kwargs"]) is not dict:
-                raise BadObservation("a graph node's args are not a list and kwargs a dict")
+                raise BadObservation(tr("a graph node's args are not a list and kwargs a dict"))
             if not all(type(k) is str and _IDENTIFIER.fullmatch(k) for k in node["kwargs"]):
-                raise BadObservation("a graph node's keyword names are not identifiers")
+                raise BadObservation(tr("a graph node's keyword names are not identifiers"))
             args = tuple(self.arg(a) for a in node["args"])
             kwargs = {key: self.arg(value) for key, value in node["kwargs"].items()}
             if op == "placeholder" and (len(args) > 1 or kwargs or _has_ref(args)):
-                raise BadObservation("a placeholder's default is not a constant")
+                raise BadObservation(tr("a placeholder's default is not a constant"))
             if op == "output" and len(args) != 1:
-                raise BadObservation("an output node does not have one value")
+                raise BadObservation(tr("an output node does not have one value"))
             nodes.append((op, self.target(op, node["target"], args), args, kwargs))
             self.index[name] = position
         return nodes
@@ -858,8 +874,8 @@ def _has_ref(value: object) -> bool:
 
 def _tensor_map(data: object, budget: Budget) -> dict[str, torch.Tensor]:
     if type(data) is not dict:
-        raise BadObservation("a module's tensors are not an object")
-    return {_path(name, "a tensor's name"): decode_tensor(value, budget)
+        raise BadObservation(tr("a module's tensors are not an object"))
+    return {_path(name, N_("a tensor's name")): decode_tensor(value, budget)
             for name, value in data.items()}
 
 
@@ -868,28 +884,41 @@ def _install_tensors(module: nn.Module, mapping: object, tensors: dict[str, torc
     """Put the recorded parameters (or buffers) into ``module``: a standard layer's must be
     exactly the ones its constructor made, in the same shapes; a container registers its
     own."""
-    what = "parameters" if parameters else "buffers"
     own = module._parameters if parameters else module._buffers
     if type(mapping) is not dict:
-        raise BadObservation(f"a module's {what} are not an object")
+        raise BadObservation(tr("a module's parameters are not an object") if parameters
+                             else tr("a module's buffers are not an object"))
     if built_layer and set(mapping) != set(own):
-        raise BadObservation(f"a {type(module).__name__} layer has the {what} "
-                             f"{sorted(map(str, mapping))[:6]}, expected {sorted(own)}")
+        layer, names = type(module).__name__, sorted(map(str, mapping))[:6]
+        raise BadObservation(
+            tr("a {layer} layer has the parameters {names}, expected {expected}", layer=layer,
+               names=names, expected=sorted(own)) if parameters
+            else tr("a {layer} layer has the buffers {names}, expected {expected}",
+                    layer=layer, names=names, expected=sorted(own)))
     for local, name in mapping.items():
         if type(local) is not str or not _IDENTIFIER.fullmatch(local):
-            raise BadObservation(f"a module's {what[:-1]} name is not an identifier")
+            raise BadObservation(tr("a module's parameter name is not an identifier")
+                                 if parameters
+                                 else tr("a module's buffer name is not an identifier"))
         if name is not None and (type(name) is not str or name not in tensors):
-            raise BadObservation(f"{what[:-1]} {local!r} names no recorded tensor")
+            raise BadObservation(tr("parameter {name!r} names no recorded tensor", name=local)
+                                 if parameters
+                                 else tr("buffer {name!r} names no recorded tensor", name=local))
         tensor = None if name is None else tensors[name]
         if tensor is not None and (type(tensor) is nn.Parameter) != parameters:
-            raise BadObservation(f"{local!r} is recorded as a "
-                                 f"{'buffer' if parameters else 'parameter'}")
+            raise BadObservation(tr("{name!r} is recorded as a buffer", name=local)
+                                 if parameters
+                                 else tr("{name!r} is recorded as a parameter", name=local))
         if built_layer:
             old = own[local]
             if (old is None) != (tensor is None) or (tensor is not None
                                                      and tensor.shape != old.shape):
-                raise BadObservation(f"{what[:-1]} {local!r} of a {type(module).__name__} "
-                                     "layer does not have the shape its settings give")
+                layer = type(module).__name__
+                raise BadObservation(
+                    tr("parameter {name!r} of a {layer} layer does not have the shape its "
+                       "settings give", name=local, layer=layer) if parameters
+                    else tr("buffer {name!r} of a {layer} layer does not have the shape its "
+                            "settings give", name=local, layer=layer))
             own[local] = tensor
             continue
         try:
@@ -898,8 +927,8 @@ def _install_tensors(module: nn.Module, mapping: object, tensors: dict[str, torc
             else:
                 module.register_buffer(local, tensor, persistent=local not in non_persistent)
         except (KeyError, TypeError, AttributeError) as error:
-            raise BadObservation(f"{local!r} cannot be registered: {one_line(str(error))}") \
-                from None
+            raise BadObservation(tr("{name!r} cannot be registered: {error}", name=local,
+                                    error=one_line(str(error)))) from None
 
 
 def _build(entry: dict, tensors: dict[str, torch.Tensor], budget: Budget) -> nn.Module:
@@ -911,28 +940,30 @@ def _build(entry: dict, tensors: dict[str, torch.Tensor], budget: Budget) -> nn.
         module._rebuilt_limit = budget.max_elements
     else:
         if type(kind) is not str or kind not in LAYERS:
-            raise BadObservation(f"unknown layer type {str(kind)[:40]!r}")
+            raise BadObservation(tr("unknown layer type {kind!r}", kind=str(kind)[:40]))
         cls, checks = LAYERS[kind]
         config = decode(entry["config"], budget)
         if type(config) is not dict or set(config) != set(checks):
-            raise BadObservation(f"a {kind} layer's settings are not {sorted(checks)}")
-        arguments = {key: check(config[key], f"{kind}'s {key}") for key, check in checks.items()}
+            raise BadObservation(tr("a {kind} layer's settings are not {keys}", kind=kind,
+                                    keys=sorted(checks)))
+        arguments = {key: check(config[key], tr("{kind}'s {key}", kind=kind, key=key))
+                     for key, check in checks.items()}
         try:
             with torch.device("meta"):
                 module = _named_class(name, cls)(**arguments)
         except Exception as error:  # noqa: BLE001 - torch's own checks of the settings
-            raise BadObservation(f"a {kind} layer cannot be built: {one_line(str(error))}") \
-                from None
+            raise BadObservation(tr("a {kind} layer cannot be built: {error}", kind=kind,
+                                    error=one_line(str(error)))) from None
     non_persistent = entry["non_persistent"]
     if type(non_persistent) is not list or any(type(b) is not str for b in non_persistent):
-        raise BadObservation("a module's non-persistent buffers are not a list of names")
+        raise BadObservation(tr("a module's non-persistent buffers are not a list of names"))
     for parameters, key in ((True, "parameters"), (False, "buffers")):
         _install_tensors(module, entry[key], tensors, parameters, set(non_persistent),
                          kind is not None)
-    module.training = _flag(entry["training"], "a training flag")
+    module.training = _flag(entry["training"], N_("a training flag"))
     attrs = decode(entry["attrs"], budget)
     if type(attrs) is not dict:
-        raise BadObservation("a module's attributes are not a dict")
+        raise BadObservation(tr("a module's attributes are not a dict"))
     if kind is not None:
         attrs = {key: value for key, value in attrs.items() if key not in vars(module)}
     set_plain_attributes(module, attrs)
@@ -947,13 +978,14 @@ _GRAPH_KEYS = ("graph", "eval_graph", "untraceable", "constants")
 def _read_graphs(module: RebuiltModule, entry: dict, budget: Budget) -> None:
     constants = entry["constants"]
     if type(constants) is not dict:
-        raise BadObservation("a module's constants are not an object")
-    module._rebuilt_constants = {_path(k, "a constant's name"): decode_tensor(v, budget)
+        raise BadObservation(tr("a module's constants are not an object"))
+    module._rebuilt_constants = {_path(k, N_("a constant's name")): decode_tensor(v, budget)
                                  for k, v in constants.items()}
     reason = entry["untraceable"]
     if reason is not None:
         if type(reason) is not str or len(reason) > 300:
-            raise BadObservation("the reason a forward pass was not traced is not a short text")
+            raise BadObservation(tr("the reason a forward pass was not traced is not a short "
+                                    "text"))
         module._rebuilt_reason = one_line(reason, 300)
     train = None if entry["graph"] is None else _GraphReader(module, budget).graph(
         entry["graph"])
@@ -968,10 +1000,11 @@ def decode_module(data: object, budget: Budget) -> nn.Module:
     built by the judge, containers that interpret their recorded graph, every parameter and
     buffer loaded (strictly: same names and shapes), training flags and plain attributes
     set. Raises :class:`BadObservation` for anything malformed or over ``budget``."""
-    fields = _fields(data, "a module", ("kind", "modules", "tensors"))
+    fields = _fields(data, N_("a module"), ("kind", "modules", "tensors"))
     entries = fields["modules"]
     if type(entries) is not list or not 1 <= len(entries) <= MAX_MODULES:
-        raise BadObservation(f"a module is not a list of 1 to {MAX_MODULES} modules")
+        raise BadObservation(tr("a module is not a list of 1 to {count} modules",
+                                count=MAX_MODULES))
     budget.spend(items=len(entries))
     tensors = _tensor_map(fields["tensors"], budget)
     built: dict[str, nn.Module] = {}
@@ -980,28 +1013,30 @@ def decode_module(data: object, budget: Budget) -> nn.Module:
     pending: list[tuple[RebuiltModule, dict]] = []
     for position, entry in enumerate(entries):
         if type(entry) is not dict:
-            raise BadObservation("a module entry is not an object")
-        path = _path(entry.get("path"), "a module's path", allow_root=True)
+            raise BadObservation(tr("a module entry is not an object"))
+        path = _path(entry.get("path"), N_("a module's path"), allow_root=True)
         if (path == "") != (position == 0):
-            raise BadObservation("the first module entry, and only it, is the network itself")
+            raise BadObservation(tr("the first module entry, and only it, is the network "
+                                    "itself"))
         if path in paths:
-            raise BadObservation(f"the module {path!r} appears twice")
+            raise BadObservation(tr("the module {path!r} appears twice", path=path))
         paths.add(path)
         parent_path, _, local = path.rpartition(".")
         if position and parent_path not in built:
-            raise BadObservation(f"the module {path!r} comes before its parent")
+            raise BadObservation(tr("the module {path!r} comes before its parent", path=path))
         if "same_as" in entry:
-            target = _path(_fields(entry, "a shared module", ("path", "same_as"))["same_as"],
-                           "a shared module's original", allow_root=True)
+            target = _path(_fields(entry, N_("a shared module"), ("path", "same_as"))["same_as"],
+                           N_("a shared module's original"), allow_root=True)
             if target not in built:
-                raise BadObservation(f"the module {path!r} shares {target!r}, which is not an "
-                                     "earlier module")
+                raise BadObservation(tr("the module {path!r} shares {target!r}, which is not an "
+                                        "earlier module", path=path, target=target))
             module = built[target]
             aliases.append(module)
         else:
             is_layer = entry.get("layer") is not None
             keys = _ENTRY_KEYS if is_layer else _ENTRY_KEYS + _GRAPH_KEYS
-            module = _build(_fields(entry, f"the module {path!r}", keys), tensors, budget)
+            module = _build(_fields(entry, tr("the module {path!r}", path=path), keys), tensors,
+                            budget)
             if not is_layer:
                 pending.append((module, entry))
             built[path] = module
@@ -1009,10 +1044,10 @@ def decode_module(data: object, budget: Budget) -> nn.Module:
             try:
                 built[parent_path].add_module(local, module)
             except (KeyError, TypeError) as error:
-                raise BadObservation(f"the module {path!r} cannot be added: "
-                                     f"{one_line(str(error))}") from None
+                raise BadObservation(tr("the module {path!r} cannot be added: {error}",
+                                        path=path, error=one_line(str(error)))) from None
     if any(module._modules for module in aliases):
-        raise BadObservation("a module shared at two places has submodules")
+        raise BadObservation(tr("a module shared at two places has submodules"))
     for module, entry in pending:
         _read_graphs(module, entry, budget)
     return built[""]

@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import FancyArrowPatch
 
+from cnn_course.figure_translation import figure_tr, set_title
+from cnn_course.plots import label_axes
+
 # L = (w * x + b)^2 at x = 2, w = -3, b = 1: node -> (position, name, formula, value, dL/dnode)
 _NODES = {
     "x": ((0.0, 2.8), "x", "x", 2.0, 30.0),
@@ -53,18 +56,21 @@ def draw_chain_rule_graph(ax: plt.Axes | None = None) -> plt.Axes:
     ax.set_ylim(-2.1, 3.6)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("forward values in black (left to right), gradients in red (right to left), "
-                 "local derivatives in blue", fontsize=10)
+    set_title(ax, figure_tr("forward values in black (left to right), gradients in red (right "
+                            "to left), local derivatives in blue"), fontsize=10)
     return ax
 
 
 def plot_kernel_error(errors: Sequence[float], ax: plt.Axes | None = None,
-                      title: str = "learning a Sobel kernel") -> plt.Axes:
-    """Largest absolute difference between the learned and the true kernel, per step (log y)."""
+                      title: str | None = None) -> plt.Axes:
+    """Largest absolute difference between the learned and the true kernel, per step (log y).
+
+    ``title`` defaults to "learning a Sobel kernel", in the reader's language."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     ax.semilogy(range(len(errors)), errors)
-    ax.set(xlabel="gradient-descent step", ylabel="max |w - w_true|", title=title)
+    label_axes(ax, figure_tr("gradient-descent step"), "max |w - w_true|",
+               figure_tr("learning a Sobel kernel") if title is None else title)
     ax.grid(alpha=0.3, which="both")
     return ax
 

@@ -24,11 +24,33 @@ from cnn_course.data import (
     load_cifar10,
     to_float_images,
 )
+from cnn_course.figure_translation import figure_tr, figure_translated, set_title, use_cjk_font
+from cnn_course.messages import N_
 from cnn_course.models import count_params
+from cnn_course.plots import label_axes
+from cnn_course.plots import legend as draw_legend
 from cnn_course.training import History, Recipe, fit_recipe
 from cnn_course.training import make_optimizer as make_optimizer  # re-exported for Chapter 8
 
 DATASET_NAME = "CIFAR-10 (JPEG mirror)"
+
+# The classes as the figures name them, translated where they are drawn (the data keeps
+# CIFAR10_CLASSES, in English).
+CLASS_NAMES = (N_("airplane"), N_("automobile"), N_("bird"), N_("cat"), N_("deer"), N_("dog"),
+               N_("frog"), N_("horse"), N_("ship"), N_("truck"))
+assert CLASS_NAMES == CIFAR10_CLASSES
+
+
+def _class_labels(classes: Sequence[str]) -> list[str]:
+    """CIFAR-10's class names in the reader's language; other classes as the caller gave them."""
+    if tuple(classes) == CIFAR10_CLASSES:
+        return [figure_translated(name) for name in classes]
+    return list(classes)
+
+
+def _cjk_ticks(ax: plt.Axes) -> None:
+    for text in (*ax.get_xticklabels(), *ax.get_yticklabels()):
+        use_cjk_font(text)
 
 
 # ---- models ---------------------------------------------------------------------------------
@@ -248,7 +270,7 @@ def show_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, n
         if index < n:
             ax.imshow(images[index].cpu().numpy(), interpolation="nearest")  # the real pixels
             if titles is not None:
-                ax.set_title(titles[index], fontsize=title_size)
+                set_title(ax, titles[index], fontsize=title_size)
     fig.tight_layout()
     return fig
 
@@ -268,7 +290,8 @@ def show_class_grid(images: torch.Tensor, labels: torch.Tensor, per_class: int =
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        use_cjk_font(axes[row, 0].set_ylabel(figure_translated(name), rotation=0, ha="right",
+                                             va="center", fontsize=9))
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
 
@@ -279,11 +302,13 @@ def plot_curves(histories: dict[str, History], title: str = "") -> plt.Figure:
     for index, (name, history) in enumerate(histories.items()):
         color = f"C{index}"
         epochs = range(1, history.epochs + 1)
-        ax.plot(epochs, history.test_acc, "o-", color=color, label=f"{name}: test")
-        ax.plot(epochs, history.train_acc, "--", color=color, alpha=0.7, label=f"{name}: train")
-    ax.set(xlabel="epoch", ylabel="accuracy", title=title)
+        ax.plot(epochs, history.test_acc, "o-", color=color,
+                label=figure_tr("{name}: test", name=name))
+        ax.plot(epochs, history.train_acc, "--", color=color, alpha=0.7,
+                label=figure_tr("{name}: train", name=name))
+    label_axes(ax, figure_tr("epoch"), figure_tr("accuracy"), title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    draw_legend(ax, fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -300,9 +325,11 @@ def plot_confusion(counts: torch.Tensor, classes: Sequence[str] = CIFAR10_CLASSE
             value = int(counts[i, j])
             color = "white" if shares[i, j] > 0.5 else "black"
             ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=color)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    names = _class_labels(classes)
+    ax.set_xticks(range(len(classes)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), names, fontsize=8)
+    _cjk_ticks(ax)
+    label_axes(ax, figure_tr("predicted class"), figure_tr("true class"), title)
     fig.tight_layout()
     return fig
 
@@ -315,9 +342,11 @@ def plot_per_class(accuracy: torch.Tensor, classes: Sequence[str] = CIFAR10_CLAS
     ax.barh(range(len(classes)), accuracy.numpy(), color="C0")
     for i, value in enumerate(accuracy.tolist()):
         ax.text(value + 0.01, i, f"{value:.0%}", va="center", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_yticks(range(len(classes)), _class_labels(classes), fontsize=8)
+    _cjk_ticks(ax)
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1.08), xlabel="accuracy on the test images of the class", title=title)
+    ax.set_xlim(0, 1.08)
+    label_axes(ax, figure_tr("accuracy on the test images of the class"), title=title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -6,14 +6,15 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from cnn_course.figure_translation import figure_tr, figure_translated, use_cjk_font
 from cnn_course.lessons.overview import date_span
-from cnn_course.messages import tr
+from cnn_course.messages import N_, tr
 
 CHAPTERS = [  # (number, title, column, row, colour)
-    (1, "Convolution", 0, 1, "#1f77b4"), (2, "Activation\nfunctions", 1, 1, "#1f77b4"),
-    (3, "Pooling", 2, 1, "#1f77b4"), (4, "Fully connected\nlayers", 3, 1, "#1f77b4"),
-    (5, "Backpropagation", 1, 0, "#2ca02c"), (6, "Optimizers", 2, 0, "#2ca02c"),
-    (7, "LeNet-5\non MNIST", 4, 1, "#d62728"), (8, "A CNN on\nCIFAR-10", 4, 0, "#d62728"),
+    (1, N_("Convolution"), 0, 1, "#1f77b4"), (2, N_("Activation\nfunctions"), 1, 1, "#1f77b4"),
+    (3, N_("Pooling"), 2, 1, "#1f77b4"), (4, N_("Fully connected\nlayers"), 3, 1, "#1f77b4"),
+    (5, N_("Backpropagation"), 1, 0, "#2ca02c"), (6, N_("Optimizers"), 2, 0, "#2ca02c"),
+    (7, N_("LeNet-5\non MNIST"), 4, 1, "#d62728"), (8, N_("A CNN on\nCIFAR-10"), 4, 0, "#d62728"),
 ]
 LINKS = [(1, 2), (2, 3), (3, 4), (4, 7), (5, 6), (6, 7), (7, 8)]
 
@@ -27,7 +28,8 @@ def draw_course_map() -> plt.Figure:
         centres[number] = (x, y)
         ax.add_patch(FancyBboxPatch((x - 0.9, y - 0.5), 1.8, 1.0, boxstyle="round,pad=0.05",
                                     facecolor=colour, alpha=0.15, edgecolor=colour))
-        ax.text(x, y, f"{number}. {title}", ha="center", va="center", fontsize=10)
+        use_cjk_font(ax.text(x, y, f"{number}. {figure_translated(title)}", ha="center",
+                             va="center", fontsize=10))
     for start, end in LINKS:
         (x0, y0), (x1, y1) = centres[start], centres[end]
         if x0 == x1:  # vertical: from the bottom edge to the top edge
@@ -36,9 +38,10 @@ def draw_course_map() -> plt.Figure:
             tail, head = (x0 + 0.98, y0), (x1 - 0.98, y1 - 0.25 * (y1 - y0))
         ax.add_patch(FancyArrowPatch(tail, head, arrowstyle="-|>", mutation_scale=14,
                                      shrinkA=0, shrinkB=0, color="#555555"))
-    ax.text(-0.9, 2.35, "the parts of a CNN", color="#1f77b4", fontsize=10)
-    ax.text(1.3, -0.85, "how a CNN learns", color="#2ca02c", fontsize=10)
-    ax.text(7.9, 2.35, "complete networks", color="#d62728", fontsize=10)
+    for x, y, text, colour in [(-0.9, 2.35, figure_tr("the parts of a CNN"), "#1f77b4"),
+                               (1.3, -0.85, figure_tr("how a CNN learns"), "#2ca02c"),
+                               (7.9, 2.35, figure_tr("complete networks"), "#d62728")]:
+        use_cjk_font(ax.text(x, y, text, color=colour, fontsize=10))
     ax.set_xlim(-1.1, 9.9)
     ax.set_ylim(-1.0, 2.6)
     ax.axis("off")

@@ -25,7 +25,9 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from cnn_course.figure_translation import figure_tr
 from cnn_course.messages import tr
+from cnn_course.plots import legend as draw_legend
 
 OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
@@ -201,12 +203,14 @@ def draw_contours(ax: plt.Axes, surface: Surface, resolution: int = 200) -> None
 
 def draw_trajectories(ax: plt.Axes, surface: Surface, trajectories: dict[str, Trajectory],
                       colors: dict[str, str] | None = None, legend: bool = True) -> None:
-    """Contours plus one line per trajectory; a cross marks where a run diverged."""
+    """Contours plus one line per trajectory; a cross marks where a run diverged.
+
+    The legend names each run by its key in ``trajectories`` (the caller's words)."""
     colors = colors or COLORS
     draw_contours(ax, surface)
     for index, (name, path) in enumerate(trajectories.items()):
         color = colors.get(name, f"C{index}")
-        label = name if path.diverged_at is None else f"{name} (diverged)"
+        label = name if path.diverged_at is None else figure_tr("{name} (diverged)", name=name)
         points = path.points.numpy()
         ax.plot(points[:, 0], points[:, 1], ".-", color=color, label=label, linewidth=1.2,
                 markersize=2.5)
@@ -214,7 +218,7 @@ def draw_trajectories(ax: plt.Axes, surface: Surface, trajectories: dict[str, Tr
             ax.plot(points[-1, 0], points[-1, 1], "x", color=color, markersize=9, mew=2)
     ax.plot(*surface.start, "ko", markersize=5)
     if legend:
-        ax.legend(fontsize=8, loc="best")
+        draw_legend(ax, fontsize=8, loc="best")
 
 
 # ---- a surface made of data: fitting a line --------------------------------------------------

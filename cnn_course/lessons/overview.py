@@ -12,7 +12,8 @@ import torch
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
-from cnn_course.messages import tr
+from cnn_course.figure_translation import figure_tr, figure_translated, use_cjk_font
+from cnn_course.messages import N_, tr
 from cnn_course.summary import pad, text_width
 
 #: LeNet-5's attribute names -> the names the 1998 paper gives its layers.
@@ -24,8 +25,10 @@ COLOURS = {"input": "#7f7f7f", "Conv2d": "#1f77b4", "MaxPool2d": "#2ca02c",
 
 
 #: How the diagram names the step that makes a stage, by the class of the module.
-STEP_NAMES = {"Conv2d": "conv", "MaxPool2d": "max pool", "AvgPool2d": "avg pool",
-              "Flatten": "flatten", "Linear": "linear"}
+STEP_NAMES = {"Conv2d": N_("conv"), "MaxPool2d": N_("max pool"), "AvgPool2d": N_("avg pool"),
+              "Flatten": N_("flatten"), "Linear": N_("linear")}
+#: The diagram's stage labels that are words (the others are the paper's names, C1 to F6).
+WORD_LABELS = (N_("input"), N_("flatten"), N_("output"))
 
 
 @dataclass(frozen=True)
@@ -165,17 +168,20 @@ def draw_lenet_diagram(stages: list[Stage], image: torch.Tensor | None = None,
                                                                 y_mid + side / 2), zorder=3)
             note = format_shape(stage.shape).replace("x", "×")
             if channels > max_maps:
-                note += f"\n({max_maps} of {channels} drawn)"
+                note += "\n" + figure_tr("({drawn} of {channels} drawn)", drawn=max_maps,
+                                         channels=channels)
         else:
             length = stage.shape[0]
             height = 0.5 + 0.275 * math.log2(length)
             width = 0.28
             ax.add_patch(Rectangle((x, y_mid - height / 2), width, height, facecolor=colour,
                                    alpha=0.6, edgecolor="black", linewidth=0.6))
-            note = str(length) + ("\nclass scores" if label == "output" else "")
-        ax.text(x + width / 2, 2.45, label, ha="center", va="bottom", fontsize=11,
-                fontweight="bold", color=colour)
-        ax.text(x + width / 2, -2.05, note, ha="center", va="top", fontsize=9)
+            note = (figure_tr("{count}\nclass scores", count=length) if label == "output"
+                    else str(length))
+        drawn = figure_translated(label) if label in WORD_LABELS else label
+        use_cjk_font(ax.text(x + width / 2, 2.45, drawn, ha="center", va="bottom", fontsize=11,
+                             fontweight="bold", color=colour))
+        use_cjk_font(ax.text(x + width / 2, -2.05, note, ha="center", va="top", fontsize=9))
         lefts.append(x)
         rights.append(x + width)
         x += width + gap
@@ -183,8 +189,10 @@ def draw_lenet_diagram(stages: list[Stage], image: torch.Tensor | None = None,
         start, end = rights[index - 1] + 0.08, lefts[index] - 0.08
         ax.add_patch(FancyArrowPatch((start, y_mid), (end, y_mid), arrowstyle="-|>",
                                      mutation_scale=11, color="#444444", zorder=4))
-        ax.text((start + end) / 2, 1.65, shown[index][2], ha="center",
-                va="center", fontsize=7.5, color="#444444")
+        step, *details = shown[index][2].split("\n")   # "conv", "5×5", "+ ReLU"
+        use_cjk_font(ax.text((start + end) / 2, 1.65, "\n".join([figure_translated(step),
+                                                                 *details]),
+                             ha="center", va="center", fontsize=7.5, color="#444444"))
     ax.set_xlim(-0.3, x - gap + 0.3)
     ax.set_ylim(-2.9, 2.95)
     ax.set_aspect("equal")
@@ -273,7 +281,8 @@ def draw_multichannel_conv(example: MultiChannelExample) -> plt.Figure:
         y0 = -c * row_height
         colour = CHANNEL_COLOURS[c % len(CHANNEL_COLOURS)]
         _grid(top, x[c], 0, y0, colour, window=(k, k))
-        top.text(-0.4, y0 - size / 2, f"channel {c}", ha="right", va="center", fontsize=9)
+        use_cjk_font(top.text(-0.4, y0 - size / 2, figure_tr("channel {c}", c=c), ha="right",
+                              va="center", fontsize=9))
         top.text(size + 0.7, y0 - size / 2, "⋆", ha="center", va="center", fontsize=16)
         _grid(top, weight[0, c], x_kernel, y0 - (size - k) / 2, colour)
         top.text(x_kernel + k + 0.7, y0 - size / 2, "=", ha="center", va="center", fontsize=14)
@@ -285,16 +294,22 @@ def draw_multichannel_conv(example: MultiChannelExample) -> plt.Figure:
     top.text(x_out - 0.9, y_centre, "Σ", ha="center", va="center", fontsize=16)
     _grid(top, example.output[0], x_out, y_centre + out / 2, "#7f7f7f", window=(1, 1))
     parts = " + ".join(_term(example.per_channel[0, c, 0, 0]) for c in range(c_in))
-    top.text(x_out + out / 2, y_centre - out / 2 - 0.6,
-             f"top-left value:\n{parts}\n+ bias {_term(bias[0])}"
-             f" = {example.output[0, 0, 0].item():g}", ha="center", va="top", fontsize=9)
-    top.text(x_out + out / 2, y_centre + out / 2 + 0.5, "output map 0", ha="center",
-             va="bottom", fontsize=9)
+    use_cjk_font(top.text(x_out + out / 2, y_centre - out / 2 - 0.6,
+                          figure_tr("top-left value:\n{parts}\n+ bias {bias} = {value}",
+                                    parts=parts, bias=_term(bias[0]),
+                                    value=f"{example.output[0, 0, 0].item():g}"),
+                          ha="center", va="top", fontsize=9))
+    use_cjk_font(top.text(x_out + out / 2, y_centre + out / 2 + 0.5,
+                          figure_tr("output map {o}", o=0), ha="center", va="bottom",
+                          fontsize=9))
     heading = -0.2 + 0.9
-    for column, text in [(size / 2, f"input, {c_in} channels of {size}×{size}"),
-                         (x_kernel + k / 2, f"kernel 0:\none {k}×{k} slice\nper channel"),
-                         (x_part + out / 2, "sum of\nproducts,\nper channel")]:
-        top.text(column, heading, text, ha="center", va="bottom", fontsize=9)
+    for column, text in [
+            (size / 2, figure_tr("input, {c_in} channels of {size}×{size}", c_in=c_in,
+                                 size=size)),
+            (x_kernel + k / 2, figure_tr("kernel {o}:\none {k}×{k} slice\nper channel", o=0,
+                                         k=k)),
+            (x_part + out / 2, figure_tr("sum of\nproducts,\nper channel"))]:
+        use_cjk_font(top.text(column, heading, text, ha="center", va="bottom", fontsize=9))
     top.set_xlim(-2.4, x_out + out + 1.6)
     top.set_ylim(-c_in * row_height + 0.9, 2.0)
     top.set_aspect("equal")
@@ -306,27 +321,30 @@ def draw_multichannel_conv(example: MultiChannelExample) -> plt.Figure:
         bottom.add_patch(Rectangle((c * step, -c * step), size * 0.5, size * 0.5,
                                    facecolor=CHANNEL_COLOURS[c % 3], alpha=0.35,
                                    edgecolor="black", linewidth=0.6))
-    bottom.text(1.3, -c_in * step - 0.5, f"input\n{c_in}@{size}×{size}", ha="center",
-                va="top", fontsize=9)
+    use_cjk_font(bottom.text(1.3, -c_in * step - 0.5,
+                             figure_tr("input\n{c_in}@{size}×{size}", c_in=c_in, size=size),
+                             ha="center", va="top", fontsize=9))
     for o in range(c_out):
         y = 1.4 - o * 3.0
         for c in range(c_in):  # kernel o, as a stack of its slices
             bottom.add_patch(Rectangle((6 + c * 0.25, y - 0.7 - c * 0.25), 1.2, 1.2,
                                        facecolor=CHANNEL_COLOURS[c % 3], alpha=0.35,
                                        edgecolor="black", linewidth=0.6))
-        label = f"kernel {o}, bias {bias[o].item():g}".replace("-", "−")
-        bottom.text(9.15, y - 0.15, label, ha="center", va="bottom", fontsize=8)
+        label = figure_tr("kernel {o}, bias {bias}", o=o,
+                          bias=f"{bias[o].item():g}".replace("-", "−"))
+        use_cjk_font(bottom.text(9.15, y - 0.15, label, ha="center", va="bottom", fontsize=8))
         bottom.add_patch(FancyArrowPatch((3.6, 0.2), (5.9, y - 0.2), arrowstyle="-|>",
                                          mutation_scale=10, color="#999999"))
         bottom.add_patch(FancyArrowPatch((8.0, y - 0.4), (10.3, y - 0.4), arrowstyle="-|>",
                                          mutation_scale=10, color="#555555"))
         _grid(bottom, example.output[o], 10.6, y + 0.6, "#7f7f7f", fontsize=8)
-        bottom.text(10.6 + out + 0.3, y - 0.4, f"output map {o}", ha="left", va="center",
-                    fontsize=9)
+        use_cjk_font(bottom.text(10.6 + out + 0.3, y - 0.4, figure_tr("output map {o}", o=o),
+                                 ha="left", va="center", fontsize=9))
     shape = ", ".join(map(str, weight.shape))
-    bottom.text(16.8, -0.1, f"{c_out} kernels → {c_out} output channels\n"
-                f"weight shape [C_out, C_in, k, k] = [{shape}]\nbias shape [C_out] = [{c_out}]",
-                ha="left", va="center", fontsize=10)
+    use_cjk_font(bottom.text(16.8, -0.1, figure_tr(
+        "{c_out} kernels → {c_out} output channels\nweight shape [C_out, C_in, k, k] = "
+        "[{shape}]\nbias shape [C_out] = [{c_out}]", c_out=c_out, shape=shape),
+        ha="left", va="center", fontsize=10))
     bottom.set_xlim(-0.5, 25)
     bottom.set_ylim(-3.0, 2.6)
     bottom.set_aspect("equal")

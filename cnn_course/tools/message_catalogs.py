@@ -144,39 +144,48 @@ def problems(language: str, package: Path = PACKAGE, catalogs: Path = CATALOG_DI
     return found
 
 
+def _write_catalog(path: Path, language: str, templates: dict[str, list[tuple[str, str]]],
+                   translations: dict) -> None:
+    """Write ``path``: one entry per template (with its source places), the translation from
+    ``translations`` (entries by English template) kept with its flags, and a new template
+    that resembles one which is gone from ``path`` inheriting that translation marked fuzzy.
+    """
+    import polib
+
+    old = {e.msgid: e for e in polib.pofile(str(path)) if not e.obsolete} \
+        if path.exists() else {}
+    gone = [msgid for msgid in old if msgid not in templates]
+    catalog = polib.POFile(wrapwidth=0)
+    catalog.metadata = {"Content-Type": "text/plain; charset=utf-8", "Language": language}
+    for template, places in templates.items():
+        entry = polib.POEntry(msgid=template, msgstr="", occurrences=places)
+        before = translations.get(template)
+        if before is not None:
+            entry.msgstr, entry.flags = before.msgstr, list(before.flags)
+        else:
+            close = difflib.get_close_matches(template, gone, n=1, cutoff=0.7)
+            if close and old[close[0]].msgstr:
+                entry.msgstr, entry.previous_msgid = old[close[0]].msgstr, close[0]
+                entry.flags = ["fuzzy"]
+        catalog.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.save(str(path))
+
+
 def update(language: str, domains: list[str] | None = None, package: Path = PACKAGE,
            catalogs: Path = CATALOG_DIR) -> list[Path]:
     """Write each module's catalog: its templates in source order, existing translations kept,
     a new template that resembles one which is gone inherits that translation marked fuzzy,
     and templates that are gone are dropped. Only ``domains`` if given. Returns what it wrote.
     """
-    import polib
-
     written = []
     entries = _all_entries(language, catalogs)
     for domain, templates in extract(package).items():
         if domains and domain not in domains:
             continue
         path = catalog_path(language, domain, catalogs)
-        old = {e.msgid: e for e in polib.pofile(str(path)) if not e.obsolete} \
-            if path.exists() else {}
-        gone = [msgid for msgid in old if msgid not in templates]
-        catalog = polib.POFile(wrapwidth=0)
-        catalog.metadata = {"Content-Type": "text/plain; charset=utf-8", "Language": language}
-        for template, places in templates.items():
-            entry = polib.POEntry(msgid=template, msgstr="",
-                                  occurrences=[tuple(p.rsplit(":", 1)) for p in places])
-            before = entries.get(template)
-            if before is not None:
-                entry.msgstr, entry.flags = before.msgstr, list(before.flags)
-            else:
-                close = difflib.get_close_matches(template, gone, n=1, cutoff=0.7)
-                if close and old[close[0]].msgstr:
-                    entry.msgstr, entry.previous_msgid = old[close[0]].msgstr, close[0]
-                    entry.flags = ["fuzzy"]
-            catalog.append(entry)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        catalog.save(str(path))
+        _write_catalog(path, language, {template: [tuple(p.rsplit(":", 1)) for p in places]
+                                        for template, places in templates.items()}, entries)
         written.append(path)
     return written
 
@@ -222,27 +231,8 @@ def update_figures(language: str, texts: Path = FIGURE_TEXTS,
                    catalogs: Path = CATALOG_DIR) -> Path:
     """Write figures.po: every figure text of the pages, page by page, translations kept, a
     new text that resembles one which is gone inheriting its translation marked fuzzy."""
-    import polib
-
     path = catalog_path(language, FIGURES, catalogs)
-    old = {e.msgid: e for e in polib.pofile(str(path)) if not e.obsolete} \
-        if path.exists() else {}
-    current = {template: page for page, figure in _figure_texts(texts).items()
+    current = {template: [(f"{page}.md", "")] for page, figure in _figure_texts(texts).items()
                for template in figure["templates"]}
-    gone = [msgid for msgid in old if msgid not in current]
-    catalog = polib.POFile(wrapwidth=0)
-    catalog.metadata = {"Content-Type": "text/plain; charset=utf-8", "Language": language}
-    for template, page in current.items():
-        entry = polib.POEntry(msgid=template, msgstr="", occurrences=[(f"{page}.md", "")])
-        before = old.get(template)
-        if before is not None:
-            entry.msgstr, entry.flags = before.msgstr, list(before.flags)
-        else:
-            close = difflib.get_close_matches(template, gone, n=1, cutoff=0.7)
-            if close and old[close[0]].msgstr:
-                entry.msgstr, entry.previous_msgid = old[close[0]].msgstr, close[0]
-                entry.flags = ["fuzzy"]
-        catalog.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    catalog.save(str(path))
+    _write_catalog(path, language, current, _all_entries(language, catalogs))
     return path
