@@ -51,7 +51,9 @@ function render({ model, el }) {
     model.save_changes();
   };
   const all = { ...ranges, out_row: [0, 0], out_col: [0, 0] };
-  for (const [name, [low, high]] of Object.entries(all)) {
+  // In LABELS' order (n, k, p, s, d, ...): the saved state keeps its keys sorted.
+  for (const name of Object.keys(LABELS)) {
+    const [low, high] = all[name];
     const s = slider(name, low, high, values[name], update);
     inputs[name] = s;
     controls.append(s.label, s.input, s.shown);

@@ -165,7 +165,9 @@ function render({ model, el }) {
   const allRanges = { kernel_size: [1, 5], ...ranges };
   const sliderLabels = { kernel_size: t("kernel size k"), padding: t("padding p"),
     stride: t("stride s"), dilation: t("dilation d") };
-  for (const [name, [low, high]] of Object.entries(allRanges)) {
+  // In the labels' order (k, p, s, d): the saved state keeps its keys sorted.
+  for (const name of Object.keys(sliderLabels)) {
+    const [low, high] = allRanges[name];
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: low, max: high,
       step: name === "kernel_size" ? 2 : 1, value: values[name] });
