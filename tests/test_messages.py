@@ -171,3 +171,17 @@ def test_a_recorded_machine_is_shown_in_the_readers_language():
         assert translated_description(recorded) == "CPU：AMD EPYC 7B13，2 核，torch 使用 2 个线程"
         assert translated_description("CUDA: NVIDIA H100") == "CUDA: NVIDIA H100"
     assert translated_description(recorded) == recorded
+
+
+def test_saved_passing_verdicts_are_shown_in_the_readers_language():
+    from cnn_course.checks import conv
+    from cnn_course.checks.core import translated_verdicts
+    from cnn_course.reference import conv as reference
+
+    english = str(conv.run_check("conv_params", reference.conv_params))
+    printed = f"{english}\nsome other line\n❌ conv_params: case \"x\": wrong."
+    with using_language("zh_CN"):
+        chinese = str(conv.run_check("conv_params", reference.conv_params))
+        assert translated_verdicts(printed) == \
+            f"{chinese}\nsome other line\n❌ conv_params: case \"x\": wrong."
+    assert chinese != english and translated_verdicts(printed) == printed

@@ -230,6 +230,10 @@ def test_chinese_site_shows_the_notebooks_in_chinese_and_launches_them(folder):
         assert (f"colab.research.google.com/github/{repository}/blob/"
                 f"{config['repository']['branch']}/{folder}/zh_CN/{path.name}") in html
         assert f"urlpath=tree/{folder}/zh_CN/{path.name}" in html
+        if folder == "solutions":  # the stored outputs' passing verdicts, in Chinese
+            verdicts = re.findall(r"✅ \w+: [^\n<]*", html)
+            assert verdicts and all(re.search(r"[\u4e00-\u9fff]", v) for v in verdicts), \
+                (page, verdicts[:3])
     chapter = (ZH / "book" / "03_pooling.html").read_text(encoding="utf-8")
     assert "notebooks/zh_CN/03_pooling.ipynb" in chapter
 

@@ -3,8 +3,9 @@
 The exercise and solution notebooks are translated cell by cell
 (``locales/<language>/notebooks/<chapter>.po``, see ``cnn_course/tools/notebook_catalogs.py``),
 not through Sphinx's page catalogs. When the site's language is not English, each notebook's
-markdown cells are replaced by their translations as Sphinx reads the file; code cells and the
-stored outputs stay as they are, so nothing is executed again.
+markdown cells are replaced by their translations as Sphinx reads the file, and the passing
+checks' verdicts in the stored outputs are shown in that language; code cells and all other
+outputs stay as they are, so nothing is executed again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ FOLDERS = ("notebooks/", "solutions/")
 
 
 def _translate(app, docname: str, source: list[str]) -> None:
+    from cnn_course.checks.core import translated_verdicts
+    from cnn_course.messages import using_language
     from cnn_course.tools.notebook_catalogs import translated
 
     language = app.config.language
@@ -25,6 +28,11 @@ def _translate(app, docname: str, source: list[str]) -> None:
         return
     notebook = nbformat.reads(source[0], as_version=4)
     version = translated(notebook, Path(docname).name, language, Path(app.srcdir) / "locales")
+    with using_language(language):
+        for cell in version.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream":
+                    output.text = translated_verdicts(output.text)
     source[0] = nbformat.writes(version)
 
 
