@@ -663,3 +663,24 @@ def test_a_package_under_tmp_is_bound_over_the_sandbox_scratch(monkeypatch, tmp_
     assert args[bound - 1] == "--ro-bind" and bound > scratch
     # The folders above the package are made inside the scratch, /tmp itself is left writable.
     assert "/tmp" not in [args[i + 1] for i, a in enumerate(args) if a == "--dir"]
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("en", "returned 3, but nn.Conv2d gives 5"),
+    ("zh_CN", "返回了 3，但 nn.Conv2d 得到的是 5")])
+def test_a_short_reason_drops_the_case_and_the_hint_in_either_language(language, expected):
+    from cnn_course.checks import conv
+    from cnn_course.messages import using_language
+
+    def wrong(*args, **kwargs):
+        return 3
+
+    with using_language(language):
+        verdict = conv.run_check("conv_output_size", wrong)
+        exercise = ExerciseResult("conv", "conv_output_size",
+                                  CaseSetResult(verdict.passed, verdict.message))
+        assert exercise.short_reason == expected
+    # A report graded in English still reads short when it is merged in Chinese.
+    if language == "en":
+        with using_language("zh_CN"):
+            assert exercise.short_reason == expected

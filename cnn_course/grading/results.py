@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cnn_course.grading.safe_text import clean
-from cnn_course.messages import ENGLISH, N_, current_language, tr, translated
+from cnn_course.messages import ENGLISH, N_, current_language, tr, translated, using_language
 
 NOT_SOLVED = N_("not solved yet")
 PATH_LIMIT = 500      # characters kept of a submission's path
@@ -155,33 +155,32 @@ class ExerciseResult:
 
 
 def _core(message: str) -> str:
-    message = re.sub(r'^case "[^"]*": ', "", message)
-    message = re.sub(r"\.? Hint: .*$", "", message).rstrip(".")
-    parts = _verdict_parts()
-    if parts is not None:   # a verdict in the current language (checks.core's templates)
+    """A verdict without its case and hint: in English (a report graded in English may be
+    merged in another language) and in the current language."""
+    for language in dict.fromkeys((ENGLISH, current_language())):
+        parts = _verdict_parts(language)
+        if parts is None:
+            continue
         prefix, between, end, hint = parts
-        message = re.sub(f"^{re.escape(prefix)}.*?{re.escape(between)}", "", message, count=1)
-        if hint:
-            message = re.sub(f"(?:{re.escape(end)})?{re.escape(hint)}.*$", "", message,
-                             flags=re.S)
+        message = re.sub(f"^{re.escape(prefix)}[^{re.escape(between[0])}]*{re.escape(between)}",
+                         "", message, count=1)
+        message = re.sub(f"(?:{re.escape(end)})?{re.escape(hint)}.*$", "", message)
         message = message.rstrip(end) if end.strip() else message
     return message
 
 
-def _verdict_parts() -> tuple[str, str, str, str] | None:
+def _verdict_parts(language: str) -> tuple[str, str, str, str] | None:
     """How checks.core's verdict ``case "{case}": {failure}.{hint}`` and its hint
-    `` Hint: {hint}`` read in the current language: the text before the case, between the
-    case and the failure, between the failure and the hint, and before the hint's text;
-    None in English, or when the translation does not split so."""
-    if current_language() == ENGLISH:
-        return None
-    verdict = translated('case "{case}": {failure}.{hint}')
-    hint = translated(" Hint: {hint}")
+    `` Hint: {hint}`` read in ``language``: the text before the case, between the case and
+    the failure, between the failure and the hint, and before the hint's text; None when a
+    translation does not split so."""
+    with using_language(language):
+        verdict = translated('case "{case}": {failure}.{hint}')
+        hint = translated(" Hint: {hint}")
     pattern = re.fullmatch(r"(.*)\{case\}(.*)\{failure\}(.*)\{hint\}", verdict, re.S)
-    if pattern is None or not pattern[1] or not pattern[2]:
+    if pattern is None or not pattern[1] or not pattern[2] or not hint.endswith("{hint}"):
         return None
-    hint_prefix = hint.split("{hint}")[0] if "{hint}" in hint else ""
-    return pattern[1], pattern[2], pattern[3], hint_prefix
+    return pattern[1], pattern[2], pattern[3], hint.removesuffix("{hint}")
 
 
 @dataclass
