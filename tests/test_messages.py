@@ -126,6 +126,29 @@ def test_an_edited_template_is_named_and_update_keeps_its_old_translation_fuzzy(
     assert "fuzzy" in message_catalogs.problems("zh_CN", package, catalogs)[0].reason
 
 
+def test_a_template_translated_differently_in_two_catalogs_is_named(tmp_path):
+    package, catalogs = _package(tmp_path, '''
+        from cnn_course.messages import tr
+        LABEL = tr("vertical edge")
+    ''')
+    (package / "other.py").write_text(
+        'from cnn_course.messages import tr\nX = tr("vertical edge")\n')
+    message_catalogs.update("zh_CN", package=package, catalogs=catalogs)
+    import polib
+
+    for name, translation in (("lesson", "竖直边缘"), ("other", "垂直边缘")):
+        path = catalogs / "zh_CN" / f"{name}.po"
+        catalog = polib.pofile(str(path))
+        catalog[0].msgstr = translation
+        catalog.save(str(path))
+    found = message_catalogs.problems("zh_CN", package, catalogs)
+    assert found and all("translated differently in other.po" in p.reason for p in found)
+    catalog = polib.pofile(str(catalogs / "zh_CN" / "other.po"))
+    catalog[0].msgstr = "竖直边缘"
+    catalog.save(str(catalogs / "zh_CN" / "other.po"))
+    assert message_catalogs.problems("zh_CN", package, catalogs) == []
+
+
 def test_a_template_built_at_run_time_is_named(tmp_path):
     package, catalogs = _package(tmp_path, '''
         from cnn_course.messages import tr

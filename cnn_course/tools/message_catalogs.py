@@ -105,14 +105,34 @@ def catalog_path(language: str, domain: str, catalogs: Path = CATALOG_DIR) -> Pa
 
 
 def _all_entries(language: str, catalogs: Path) -> dict:
+    """Each English template's entry, from the first catalog that holds it; an entry that other
+    catalogs translate differently carries their names in ``other_translations``."""
     import polib
 
-    entries = {}
+    entries: dict = {}
     for path in sorted((catalogs / language).glob("*.po")):
         for entry in polib.pofile(str(path)):
-            if not entry.obsolete:
-                entries.setdefault(entry.msgid, entry)
+            if entry.obsolete:
+                continue
+            first = entries.setdefault(entry.msgid, entry)
+            if first is not entry and entry.msgstr and first.msgstr != entry.msgstr:
+                first.other_translations = [*getattr(first, "other_translations", []),
+                                            path.name]
     return entries
+
+
+def _entry_problem(template: str, entry, differing: str = "fields") -> str | None:
+    """Why ``entry`` (or None) is not a current translation of ``template``, or None."""
+    if entry is None or not entry.msgstr.strip():
+        return "not translated"
+    if "fuzzy" in entry.flags:
+        return "the English changed since it was translated (fuzzy)"
+    if fields(entry.msgstr) != fields(template):
+        return f"the translation's {differing} differ from the English"
+    others = getattr(entry, "other_translations", [])
+    if others:
+        return f"translated differently in {', '.join(others)}: give it one translation"
+    return None
 
 
 def problems(language: str, package: Path = PACKAGE, catalogs: Path = CATALOG_DIR) -> list:
@@ -133,14 +153,8 @@ def problems(language: str, package: Path = PACKAGE, catalogs: Path = CATALOG_DI
             if english_fields is None:
                 found.append(Problem(page, template, f"{places[0]}: the English template "
                                                      "does not parse (a lone brace?)"))
-            elif entry is None or not entry.msgstr.strip():
-                found.append(Problem(page, template, f"{places[0]}: not translated"))
-            elif "fuzzy" in entry.flags:
-                found.append(Problem(page, template, f"{places[0]}: the English changed since "
-                                                     "it was translated (fuzzy)"))
-            elif fields(entry.msgstr) != english_fields:
-                found.append(Problem(page, template, f"{places[0]}: the translation's fields "
-                                                     "differ from the English"))
+            elif (reason := _entry_problem(template, entry)) is not None:
+                found.append(Problem(page, template, f"{places[0]}: {reason}"))
     return found
 
 
@@ -215,15 +229,9 @@ def figure_problems(language: str, texts: Path = FIGURE_TEXTS,
     found = []
     for page, figure in _figure_texts(texts).items():
         for template in figure["templates"]:
-            entry = entries.get(template)
-            if entry is None or not entry.msgstr.strip():
-                found.append(Problem(f"figures/{page}", template, "not translated"))
-            elif "fuzzy" in entry.flags:
-                found.append(Problem(f"figures/{page}", template,
-                                     "the English changed since it was translated (fuzzy)"))
-            elif fields(entry.msgstr) != fields(template):
-                found.append(Problem(f"figures/{page}", template,
-                                     "the translation's numbers differ from the English"))
+            reason = _entry_problem(template, entries.get(template), differing="numbers")
+            if reason is not None:
+                found.append(Problem(f"figures/{page}", template, reason))
     return found
 
 
