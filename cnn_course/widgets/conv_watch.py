@@ -15,9 +15,9 @@ import math
 
 import traitlets
 
-from cnn_course.messages import LANGUAGES, tr, using_language
+from cnn_course.messages import tr
 from cnn_course.widgets.conv_explorer import PRESETS, preset_kernel
-from cnn_course.widgets.frontend import CSS, JS, Explorer, esm
+from cnn_course.widgets.frontend import CSS, JS, Explorer, esm, in_every_language
 from cnn_course.widgets.static import output_size_or_reason
 
 #: The named kernels offered (every preset of the notebook explorer except "custom").
@@ -142,12 +142,9 @@ class ConvWatchExplorer(Explorer):
     def __init__(self, **kwargs) -> None:
         patch = WATCH_PATCH
         images = {"1": photo_patch(True, **patch), "3": photo_patch(False, **patch)}
-        reasons = {}
-        for language in LANGUAGES:   # the page is executed once, in English: ship every language
-            with using_language(language):
-                reasons[language] = {key: reason for key, reason
-                                     in watch_output_sizes(patch["size"]).items()
-                                     if isinstance(reason, str)}
+        reasons = in_every_language(lambda: {key: reason for key, reason
+                                             in watch_output_sizes(patch["size"]).items()
+                                             if isinstance(reason, str)})
         super().__init__(images=images, presets=watch_presets(),
                          output_sizes=watch_output_sizes(patch["size"]), reasons=reasons,
                          **kwargs)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anywidget
 import traitlets
 
-from cnn_course.messages import ENGLISH, LANGUAGES, catalog, current_language
+from cnn_course.messages import ENGLISH, LANGUAGES, catalog, current_language, using_language
 
 JS = Path(__file__).parent / "js"
 CSS = JS / "explorers.css"
@@ -52,6 +54,19 @@ def js_translations(source: str) -> dict[str, dict[str, str]]:
     templates = js_templates(source)
     return {language: {t: catalog(language)[t] for t in templates if t in catalog(language)}
             for language in LANGUAGES}
+
+
+T = TypeVar("T")
+
+
+def in_every_language(compute: Callable[[], T]) -> dict[str, T]:
+    """``compute()`` once in each translated language, by language: the words that Python
+    computes for an explorer, shipped for every reader of a page executed once, in English."""
+    results = {}
+    for language in LANGUAGES:
+        with using_language(language):
+            results[language] = compute()
+    return results
 
 
 class Explorer(anywidget.AnyWidget):

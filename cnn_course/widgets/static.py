@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import traitlets
 
 from cnn_course.arith import conv_output_size, conv_params
-from cnn_course.messages import LANGUAGES, N_, tr, using_language
-from cnn_course.widgets.frontend import CSS, Explorer, esm
+from cnn_course.messages import N_, tr
+from cnn_course.widgets.frontend import CSS, Explorer, esm, in_every_language
 
 if TYPE_CHECKING:
     import torch
@@ -74,14 +74,11 @@ class ConvArithmeticExplorer(Explorer):
     reasons = traitlets.Dict().tag(sync=True)   # language -> key -> why there is no output
 
     def __init__(self, **kwargs) -> None:
-        sizes = conv_output_table()
-        reasons = {}
-        for language in LANGUAGES:
-            with using_language(language):
-                reasons[language] = {key: reason for key, reason in conv_output_table().items()
-                                     if isinstance(reason, str)}
-        super().__init__(output_sizes=sizes, param_counts=conv_params_table(), reasons=reasons,
-                         **kwargs)
+        reasons = in_every_language(lambda: {key: reason for key, reason
+                                             in conv_output_table().items()
+                                             if isinstance(reason, str)})
+        super().__init__(output_sizes=conv_output_table(), param_counts=conv_params_table(),
+                         reasons=reasons, **kwargs)
 
 
 # ---- pooling --------------------------------------------------------------------------------
@@ -133,11 +130,9 @@ class PoolingExplorer(Explorer):
         edges = F.conv2d(photo, vertical_edge_kernel()[None, None], padding=1)
         feature_map = F.avg_pool2d(edges.abs(), 4)[0, 0]        # [size, size], a real edge map
         feature_map = (feature_map / feature_map.max()).round(decimals=2)
-        reasons = {}
-        for language in LANGUAGES:   # the page is executed once, in English: ship every language
-            with using_language(language):
-                reasons[language] = {key: entry["problem"] for key, entry
-                                     in pooling_tables(feature_map).items() if "problem" in entry}
+        reasons = in_every_language(lambda: {key: entry["problem"] for key, entry
+                                             in pooling_tables(feature_map).items()
+                                             if "problem" in entry})
         super().__init__(feature_map=feature_map.tolist(), tables=pooling_tables(feature_map),
                          reasons=reasons, **kwargs)
 
@@ -310,12 +305,9 @@ class ActivationExplorer(Explorer):
                              "point": 75}).tag(sync=True)
 
     def __init__(self, **kwargs) -> None:
-        formulas, notes = {}, {}
-        for language in LANGUAGES:
-            with using_language(language):
-                formulas[language] = {name: [tr(f), tr(df)]
-                                      for name, (f, df) in ACTIVATION_FORMULAS.items()}
-                notes[language] = {key: curve["note"]
-                                   for key, curve in activation_tables()["curves"].items()}
+        formulas = in_every_language(lambda: {name: [tr(f), tr(df)] for name, (f, df)
+                                              in ACTIVATION_FORMULAS.items()})
+        notes = in_every_language(lambda: {key: curve["note"] for key, curve
+                                           in activation_tables()["curves"].items()})
         super().__init__(tables=activation_tables(), translated_formulas=formulas, notes=notes,
                          **kwargs)
