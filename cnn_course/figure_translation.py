@@ -31,6 +31,7 @@ from cnn_course.messages import (
 )
 
 MIME = "application/vnd.cnn-course.translated-figure+json"
+GLUE_PREFIX = "application/papermill.record/"   # how myst-nb's glue stores a value's formats
 # A number, but not one that is part of a name (C3, S2); "7x7" holds two.
 _NUMBER = re.compile(r"(?:(?<![A-Za-z_{])|(?<=\dx))[-−]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 _CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")

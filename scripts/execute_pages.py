@@ -79,14 +79,14 @@ def execute_page(page: str, timeout: int):
 def figure_texts(notebook) -> dict:
     """The texts on an executed page's figures, as templates (``"templates"``), and per
     language those that have no translation yet (``"missing"``)."""
-    from cnn_course.figure_translation import MIME
+    from cnn_course.figure_translation import GLUE_PREFIX, MIME
 
     templates: list[str] = []
     missing: dict[str, set[str]] = {}
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            drawings = data.get(MIME) or data.get(f"application/papermill.record/{MIME}") or {}
+            drawings = data.get(MIME) or data.get(GLUE_PREFIX + MIME) or {}
             templates += [t for t in drawings.get("templates", []) if t not in templates]
             for language, entry in drawings.items():
                 if language != "templates":

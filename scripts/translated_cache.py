@@ -20,10 +20,9 @@ from pathlib import Path
 import nbformat
 
 from cnn_course.device import translated_description
-from cnn_course.figure_translation import MIME
+from cnn_course.figure_translation import GLUE_PREFIX, MIME
 from cnn_course.messages import using_language
 
-GLUE_PREFIX = "application/papermill.record/"   # how myst-nb's glue stores a value's formats
 GLUED_TEXT = GLUE_PREFIX + "text/plain"
 
 
