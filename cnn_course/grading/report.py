@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import stat
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cnn_course.grading.chapters import Chapter
 from cnn_course.grading.results import SubmissionResult
 from cnn_course.grading.safe_text import clean, clean_tree
 from cnn_course.messages import N_, tr, translated
+from cnn_course.summary import pad
 
 NO_SANDBOX_WARNING = N_("WARNING: graded WITHOUT the sandbox: a notebook could have changed "
                         "other notebooks' grades or files; use only for trusted notebooks")
@@ -37,13 +37,6 @@ def _short(text: str, width: int) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _ljust(text: str, width: int) -> str:
-    """``text`` padded with spaces to ``width`` columns of a terminal (a Chinese character
-    takes two)."""
-    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    return text + " " * max(0, width - columns)
 
 
 def _chapters_in(results: Sequence[SubmissionResult], chapters: Sequence[Chapter]
@@ -68,8 +61,8 @@ def format_table(results: Sequence[SubmissionResult], chapters: Sequence[Chapter
         lines.append("  " + "  ".join(f"e{i} {e.name}" for i, e in
                                       enumerate(chapter.exercises, start=1)))
         columns = [f"e{i}" for i in range(1, len(chapter.exercises) + 1)]
-        head = (f"{_ljust(tr('submission'), name_width)}  "
-                f"{' '.join(f'{c:>3}' for c in columns)}  {_ljust(tr('score'), 5)}  ")
+        head = (f"{pad(tr('submission'), name_width)}  "
+                f"{' '.join(f'{c:>3}' for c in columns)}  {pad(tr('score'), 5)}  ")
         lines.append(head + tr("reason"))
         for result in members:
             scores = {e.key: e.score for e in result.exercises}
