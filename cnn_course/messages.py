@@ -61,16 +61,17 @@ def _notebook_language() -> str | None:
     return None
 
 
-def current_language() -> str:
-    """``en`` or one of ``LANGUAGES``: the language messages are shown in now."""
+def chosen_language() -> str | None:
+    """The language chosen with ``set_language`` or ``CNN_COURSE_LANG``, if any."""
     if _chosen is not None:
         return _chosen
-    from_env = os.environ.get("CNN_COURSE_LANG", "")
-    if from_env:
-        language = normalize_language(from_env)
-        if language is not None:
-            return language
-    return _notebook_language() or ENGLISH
+    from_env = os.environ.get("CNN_COURSE_LANG", "").strip()
+    return normalize_language(from_env) if from_env else None
+
+
+def current_language() -> str:
+    """``en`` or one of ``LANGUAGES``: the language messages are shown in now."""
+    return chosen_language() or _notebook_language() or ENGLISH
 
 
 def set_language(language: str | None) -> None:

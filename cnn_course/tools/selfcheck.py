@@ -24,6 +24,7 @@ from cnn_course.messages import (
     ENGLISH,
     LANGUAGES,
     apply_language_option,
+    chosen_language,
     current_language,
     normalize_language,
     tr,
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             all_passed = False
             continue
         print(f"== {path}")
-        from_env = os.environ.get("CNN_COURSE_LANG", "").strip()
-        chosen = args.language or (normalize_language(from_env) if from_env else None)
-        language = chosen or _notebook_language(path) or current_language()
+        language = chosen_language() or _notebook_language(path) or current_language()
         try:
             with using_language(language), _kernel_language(language):
                 cells = run_notebook(path, timeout=args.timeout)
