@@ -9,7 +9,9 @@ a :class:`CheckResult`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import re
 import sys
 import sysconfig
 import traceback
@@ -277,21 +279,27 @@ def report(result: CheckResult) -> None:
     print(result, file=sys.stdout, flush=True)
 
 
-def translated_verdicts(text: str) -> str:
-    """``text`` printed by checks in English (a notebook's saved output) with each passing
-    verdict line in the current language; every other line as it is."""
+@functools.cache
+def _success_templates() -> dict[str, str]:
+    """Every exercise's pass message template, by exercise name, from every checker module."""
     import importlib
     import pkgutil
-    import re
 
     import cnn_course.checks as package
 
-    successes = {}
+    templates = {}
     for module in pkgutil.iter_modules(package.__path__):
         if module.name != "core":
             exercises = getattr(importlib.import_module(f"{package.__name__}.{module.name}"),
                                 "EXERCISES", {})
-            successes.update({name: exercise.success for name, exercise in exercises.items()})
+            templates.update({name: exercise.success for name, exercise in exercises.items()})
+    return templates
+
+
+def translated_verdicts(text: str) -> str:
+    """``text`` printed by checks in English (a notebook's saved output) with each passing
+    verdict line in the current language; every other line as it is."""
+    successes = _success_templates()
     lines = []
     for line in text.split("\n"):
         name, _, message = line.removeprefix(f"{PASS_MARK} ").partition(": ")
